@@ -1,0 +1,144 @@
+//! PUBLISH: the allocation-free encoding fast path and decoding.
+
+use super::decode::DecodeError;
+use super::properties::{self as props, PropertyContext};
+use super::wire::{self, Reader};
+use super::Publish;
+use crate::types::{Protocol, QoS};
+use crate::Properties;
+
+/// Appends a PUBLISH packet to `out` with a single reservation and no intermediate buffer.
+///
+/// `properties` are written for MQTT 5 only (ignored for 3.x). `pkid` is written for QoS 1
+/// and 2 and must then be non-zero. The topic is checked with one scan (no `+`, `#` or NUL,
+/// at most 65535 bytes); it may be empty only for MQTT 5 with a Topic Alias. On error
+/// nothing is appended: `InvalidArgument` for a bad topic, packet id or property,
+/// `PayloadSize` when the packet exceeds MQTT's maximum remaining length.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_publish(
+    out: &mut Vec<u8>,
+    protocol: Protocol,
+    topic: &str,
+    payload: &[u8],
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    pkid: u16,
+    properties: Option<&Properties>,
+) -> crate::Result<()> {
+    let v5 = protocol.is_v5();
+    let properties = if v5 { properties } else { None };
+    if topic.is_empty() {
+        let has_alias = matches!(properties, Some(p) if p.topic_alias.is_some());
+        if !has_alias {
+            return Err(crate::Error::InvalidArgument(
+                "the PUBLISH topic is empty; an empty topic is only allowed in MQTT 5 with a \
+                 Topic Alias"
+                    .into(),
+            ));
+        }
+    } else if topic.len() > 65_535 {
+        return Err(crate::Error::InvalidArgument(format!(
+            "the PUBLISH topic is {} bytes long; at most 65535 are allowed",
+            topic.len()
+        )));
+    } else if topic.bytes().any(|b| matches!(b, b'+' | b'#' | 0)) {
+        return Err(crate::Error::InvalidArgument(format!(
+            "the PUBLISH topic {topic:?} contains a wildcard (+ or #) or a null character"
+        )));
+    }
+    if qos != QoS::AtMostOnce && pkid == 0 {
+        return Err(crate::Error::InvalidArgument(
+            "a QoS 1 or 2 PUBLISH needs a non-zero packet identifier".into(),
+        ));
+    }
+    let prop_len = match properties {
+        Some(p) => props::encoded_len(p, PropertyContext::Publish)?,
+        None => 0,
+    };
+    let remaining = 2usize
+        .saturating_add(topic.len())
+        .saturating_add(if qos == QoS::AtMostOnce { 0 } else { 2 })
+        .saturating_add(if v5 { props::block_len(prop_len) } else { 0 })
+        .saturating_add(payload.len());
+    wire::check_remaining(remaining)?;
+    let byte1 = 0x30 | (u8::from(dup) << 3) | ((qos as u8) << 1) | u8::from(retain);
+    out.reserve(1 + wire::varint_len(remaining) + remaining);
+    out.push(byte1);
+    wire::write_varint(out, remaining);
+    wire::write_str(out, topic);
+    if qos != QoS::AtMostOnce {
+        wire::write_u16(out, pkid);
+    }
+    if v5 {
+        match properties {
+            Some(p) => props::write(out, p, prop_len),
+            None => out.push(0),
+        }
+    }
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Decodes PUBLISH. `byte1` carries DUP, QoS and RETAIN.
+///
+/// As libmosquitto (and the Mosquitto conformance cases): the topic must be valid UTF-8
+/// without U+0000, control characters, non-characters or wildcards (malformed); QoS 3 is
+/// reported as a protocol error once the rest of the variable header parsed, and as
+/// malformed when it does not; QoS > 0 with packet id 0 is a protocol error; DUP with QoS 0
+/// is accepted.
+pub(crate) fn decode_publish(
+    byte1: u8,
+    r: &mut Reader<'_>,
+    protocol: Protocol,
+) -> Result<Publish, DecodeError> {
+    let qos_bits = (byte1 >> 1) & 0x03;
+    let topic_bytes = r.binary("topic")?;
+    let topic = wire::decode_str(topic_bytes, "PUBLISH topic")?;
+    if topic.chars().any(wire::is_disallowed_char) {
+        return Err(DecodeError::malformed(
+            "PUBLISH topic contains a control character or a non-character",
+        ));
+    }
+    if topic.contains(['+', '#']) {
+        return Err(DecodeError::malformed(format!(
+            "PUBLISH topic {topic:?} contains a wildcard"
+        )));
+    }
+    let pkid = if qos_bits == 0 {
+        0
+    } else {
+        r.u16("packet identifier")?
+    };
+    let properties = if protocol.is_v5() {
+        props::read(r, PropertyContext::Publish)?
+    } else {
+        Properties::default()
+    };
+    let qos = match qos_bits {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        _ => return Err(DecodeError::protocol("PUBLISH with QoS 3")),
+    };
+    if qos != QoS::AtMostOnce && pkid == 0 {
+        return Err(DecodeError::protocol(
+            "PUBLISH with QoS > 0 and packet identifier 0",
+        ));
+    }
+    if topic.is_empty() && properties.topic_alias.is_none() {
+        return Err(DecodeError::protocol(
+            "PUBLISH with an empty topic and no Topic Alias",
+        ));
+    }
+    let payload = r.rest().to_vec();
+    Ok(Publish {
+        dup: byte1 & 0x08 != 0,
+        qos,
+        retain: byte1 & 0x01 != 0,
+        topic,
+        pkid,
+        properties,
+        payload,
+    })
+}

@@ -1,0 +1,25 @@
+//! Support code shared by the integration tests.
+//!
+//! Every integration test file is its own crate and pulls this in with `mod support;`, so
+//! items that a given test does not use must not warn: hence the crate-wide allow below.
+//!
+//! - [`mosquitto`]: a real broker (mosquitto 2.x) as a child process on free ports.
+//! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
+//!   packet builders.
+//! - [`bytes`]: the byte mini-language of the mosquitto conformance corpus, hex helpers.
+//! - [`corpus`]: loader of `tests/data/mosquitto-msg-sequence/*.json`.
+//! - [`wait`]: event channels and polling helpers with timeouts, default timeout [`T`].
+//! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
+#![allow(dead_code)]
+#![allow(unused_imports)]
+
+pub mod bytes;
+pub mod certs;
+pub mod corpus;
+pub mod mosquitto;
+pub mod scripted;
+pub mod wait;
+
+pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use scripted::{ScriptedBroker, ScriptedConn};
+pub use wait::{wait_until, Events, T};
