@@ -130,6 +130,7 @@ struct State {
     connect_timeout: Duration,
     max_outgoing_bytes: usize,
     bridge: bool,
+    srv_nameserver: Option<std::net::SocketAddr>,
     // --- runtime
     session: Session,
     conn: Option<Conn>,
@@ -322,6 +323,7 @@ impl State {
             connect_timeout: Duration::from_secs(5),
             max_outgoing_bytes: 1024 * 1024,
             bridge: false,
+            srv_nameserver: None,
             session: Session::new(
                 SessionConfig {
                     protocol: b.protocol,
@@ -975,6 +977,67 @@ impl Client {
         f(&mut st.net)
     }
 
+    /// Configures TLS as Paho's `tls_set(ca_certs, certfile, keyfile)`: verification and the
+    /// host name check are on. `keyfile` may be `None` when `certfile` holds the key too.
+    pub fn tls_set(
+        &self,
+        ca_certs: Option<&std::path::Path>,
+        certfile: Option<&std::path::Path>,
+        keyfile: Option<&std::path::Path>,
+    ) -> Result<()> {
+        self.tls_set_with(crate::TlsOptions {
+            ca_certs: ca_certs.map(|p| p.to_path_buf()),
+            certfile: certfile.map(|p| p.to_path_buf()),
+            keyfile: keyfile.map(|p| p.to_path_buf()),
+            ..Default::default()
+        })
+    }
+
+    /// Configures TLS with every option of Paho's `tls_set` (verification mode, minimum
+    /// version, ALPN, encrypted key password). The files are loaded now, so errors show here.
+    pub fn tls_set_with(&self, options: crate::TlsOptions) -> Result<()> {
+        let settings = network::tls::TlsSettings::from_options(options)?;
+        self.with_net(|n| {
+            n.tls = Some(settings);
+            Ok(())
+        })
+    }
+
+    /// Uses a `native_tls::TlsConnector` you built (Paho's `tls_set_context`).
+    #[cfg(feature = "tls")]
+    pub fn tls_set_context(&self, connector: native_tls::TlsConnector) -> Result<()> {
+        let settings = network::tls::TlsSettings::from_connector(connector);
+        self.with_net(|n| {
+            n.tls = Some(settings);
+            Ok(())
+        })
+    }
+
+    /// Skips the host name check of the broker's certificate (the chain is still verified).
+    /// Call after `tls_set`; with `tls_set_context` it returns `Err(InvalidState)`.
+    pub fn tls_insecure_set(&self, insecure: bool) -> Result<()> {
+        self.with_net(|n| match n.tls.as_mut() {
+            Some(t) => t.set_insecure(insecure),
+            None => Err(Error::state("tls_insecure_set() needs tls_set() or tls_set_with() first")),
+        })
+    }
+
+    /// Connects through a SOCKS5 or HTTP CONNECT proxy (Paho's `proxy_set`). Without it the
+    /// `mqtt_proxy` environment variable is honoured, except for hosts in `no_proxy`.
+    pub fn proxy_set(&self, options: crate::ProxyOptions) -> Result<()> {
+        network::proxy::validate(&options)?;
+        self.with_net(|n| {
+            n.proxy = Some(options);
+            Ok(())
+        })
+    }
+
+    /// The DNS server `connect_srv` asks (default: the system configuration).
+    pub fn srv_nameserver_set(&self, nameserver: Option<std::net::SocketAddr>) -> Result<()> {
+        self.inner.lock().srv_nameserver = nameserver;
+        Ok(())
+    }
+
     /// Sets the WebSocket path (default `/mqtt`) and extra handshake headers.
     pub fn ws_set_options(&self, path: &str, headers: &[(&str, &str)]) -> Result<()> {
         if !path.starts_with('/') {
@@ -1139,6 +1202,31 @@ impl Client {
     pub fn connect_with(&self, options: ConnectOptions) -> Result<()> {
         self.store_connect_options(options)?;
         self.reconnect()
+    }
+
+    /// Connects to the broker named by the DNS SRV records of `domain` (`_mqtt._tcp.<domain>`,
+    /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
+    /// order — by priority, then weighted random within a priority — until one connects.
+    pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
+        if domain.is_empty() {
+            return Err(Error::invalid("connect_srv needs a domain"));
+        }
+        let (secure, nameserver) = {
+            let st = self.inner.lock();
+            (st.net.tls.is_some(), st.srv_nameserver)
+        };
+        let candidates = network::srv::lookup(domain, secure, nameserver)?;
+        let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
+        for (host, port) in candidates {
+            match self.connect(&host, port, keepalive) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.log(LogLevel::Warning, &format!("SRV target {host}:{port} failed: {e}"));
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Stores the connection parameters; a loop (`loop_start`, `loop_forever`, `loop_once`)
@@ -1686,6 +1774,18 @@ impl Client {
     /// One pass of the network loop: connect if due, wait for the socket, a wake-up or the
     /// next deadline (at most `max_wait`), then read, run timers, write, and dispatch.
     fn iterate(&self, max_wait: Duration, mode: Mode) -> Result<()> {
+        match self.prepare(max_wait, mode)? {
+            Prepared::Done(r) => r,
+            Prepared::Wait(w) => {
+                self.inner.poll_wait(w.wait)?;
+                self.finish(w, mode)
+            }
+        }
+    }
+
+    /// Phase 1 of a pass: connect if due (then the pass is done), else write what is pending
+    /// and compute how long to wait.
+    fn prepare(&self, max_wait: Duration, mode: Mode) -> Result<Prepared> {
         let now = Instant::now();
         let mut st = self.inner.lock();
         if st.shutdown {
@@ -1707,10 +1807,10 @@ impl Client {
                     }
                     drop(st);
                     self.dispatch();
-                    return Err(e);
+                    return Ok(Prepared::Done(Err(e)));
                 }
                 self.dispatch();
-                return Ok(());
+                return Ok(Prepared::Done(Ok(())));
             }
         }
         // Write what is pending before waiting.
@@ -1740,15 +1840,15 @@ impl Client {
         let gen_before = st.gen;
         drop(st);
         let wait = if immediate { Duration::ZERO } else { deadline.saturating_duration_since(Instant::now()) };
-        {
-            let mut p = self.inner.poll.lock().unwrap_or_else(|e| e.into_inner());
-            let (poll, events) = &mut *p;
-            if let Err(e) = poll.poll(events, Some(wait)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(Error::Io(e));
-                }
-            }
-        }
+        Ok(Prepared::Wait(Waiting {
+            wait,
+            had_conn,
+            gen_before,
+        }))
+    }
+
+    /// Phase 3 of a pass: read, run timers, write, and dispatch.
+    fn finish(&self, w: Waiting, mode: Mode) -> Result<()> {
         let mut st = self.inner.lock();
         let mut result = Ok(());
         if st.conn.is_some() {
@@ -1769,10 +1869,10 @@ impl Client {
             if st.conn.is_some() && st.disconnecting && st.session.pending_bytes() == 0 {
                 self.inner.close_conn(&mut st, Why::User);
             }
-        } else if !had_conn && mode == Mode::Once && !st.connect_pending && !st.connecting {
+        } else if !w.had_conn && mode == Mode::Once && !st.connect_pending && !st.connecting {
             result = Err(Error::NoConnection);
         }
-        if had_conn && st.gen != gen_before && st.conn.is_none() {
+        if w.had_conn && st.gen != w.gen_before && st.conn.is_none() {
             result = Err(st.last_error.as_ref().map(clone_error).unwrap_or(Error::ConnectionLost));
             if !st.want_connected {
                 result = Ok(());
@@ -1782,6 +1882,39 @@ impl Client {
         drop(st);
         self.dispatch();
         result
+    }
+
+    /// Whether a `loop_forever`/`loop_start` loop should end now, and with what.
+    fn forever_exit(&self, retry_first: bool) -> Option<Result<()>> {
+        let mut st = self.inner.lock();
+        if st.shutdown {
+            return Some(Ok(()));
+        }
+        if st.stop {
+            let busy = st.connected() && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
+            let now = Instant::now();
+            let ct = st.connect_timeout;
+            let deadline = *st.stop_deadline.get_or_insert(now + ct);
+            if !busy || now >= deadline {
+                return Some(Ok(()));
+            }
+        }
+        if st.conn.is_none() && !st.connecting {
+            if !st.want_connected {
+                return Some(Ok(()));
+            }
+            if !st.connect_pending {
+                if !st.reconnect_on_failure {
+                    return Some(Err(st.last_error.take().unwrap_or(Error::ConnectionLost)));
+                }
+                if !retry_first && !st.ever_connected {
+                    if let Some(e) = st.last_error.take() {
+                        return Some(Err(e));
+                    }
+                }
+            }
+        }
+        None
     }
 
     /// Python's `loop(timeout)`: one pass of the network loop, waiting at most `timeout`.
@@ -1826,7 +1959,7 @@ impl Client {
             st.stop = false;
         }
         let _g = self.inner.loop_thread.enter();
-        let r = self.run_forever(retry_first_connection, false);
+        let r = self.run_forever(retry_first_connection);
         let mut st = self.inner.lock();
         st.background = false;
         st.stop = false;
@@ -1834,41 +1967,15 @@ impl Client {
         r
     }
 
-    fn run_forever(&self, retry_first: bool, thread: bool) -> Result<()> {
+    fn run_forever(&self, retry_first: bool) -> Result<()> {
         loop {
-            {
-                let mut st = self.inner.lock();
-                if st.shutdown {
-                    return Ok(());
-                }
-                if st.stop {
-                    let busy = st.connected() && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
-                    let now = Instant::now();
-                    let deadline = { let ct = st.connect_timeout; *st.stop_deadline.get_or_insert(now + ct) };
-                    if !busy || now >= deadline {
-                        return Ok(());
-                    }
-                }
-                if st.conn.is_none() && !st.connecting {
-                    if !st.want_connected {
-                        return Ok(());
-                    }
-                    if !st.connect_pending {
-                        if !st.reconnect_on_failure {
-                            return Err(st.last_error.take().unwrap_or(Error::ConnectionLost));
-                        }
-                        if !thread && !retry_first && !st.ever_connected {
-                            if let Some(e) = st.last_error.take() {
-                                return Err(e);
-                            }
-                        }
-                    }
-                }
+            if let Some(r) = self.forever_exit(retry_first) {
+                return r;
             }
+            // Long waits: the waker interrupts them for anything new.
             match self.iterate(Duration::from_secs(3600), Mode::Forever) {
-                Ok(()) => {}
                 Err(Error::InvalidState(m)) if m.contains("shut down") => return Ok(()),
-                Err(_) => {}
+                _ => {}
             }
         }
     }
@@ -2008,40 +2115,39 @@ impl Client {
     }
 }
 
+/// The loop thread. Between passes, and while it waits in `poll`, it holds only weak
+/// references to the user's handles, so dropping the last `Client` shuts it down.
 fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
     let _g = inner.loop_thread.enter();
-    {
-        let Some(user) = user.upgrade() else {
-            return;
-        };
-        let client = Client {
-            user,
-            inner: inner.clone(),
-        };
-        // The loop keeps only weak references between passes so dropping the last user
-        // handle shuts it down; the strong one here lives for one pass at a time.
-        drop(client);
-    }
     loop {
-        let Some(user_tok) = user.upgrade() else {
+        let Some(tok) = user.upgrade() else {
             break;
         };
         let client = Client {
-            user: user_tok,
+            user: tok,
             inner: inner.clone(),
         };
-        let done = {
-            let st = inner.lock();
-            st.shutdown
-        };
-        if done {
+        if client.forever_exit(true).is_some() {
             break;
         }
-        let r = client.run_forever_step();
+        let prepared = client.prepare(Duration::from_secs(3600), Mode::Forever);
         drop(client);
-        if r {
+        let w = match prepared {
+            Ok(Prepared::Wait(w)) => w,
+            Ok(Prepared::Done(_)) => continue,
+            Err(_) => break,
+        };
+        if inner.poll_wait(w.wait).is_err() {
             break;
         }
+        let Some(tok) = user.upgrade() else {
+            break;
+        };
+        let client = Client {
+            user: tok,
+            inner: inner.clone(),
+        };
+        let _ = client.finish(w, Mode::Forever);
     }
     let mut st = inner.lock();
     st.background = false;
@@ -2049,30 +2155,26 @@ fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
     st.stop_deadline = None;
 }
 
-impl Client {
-    /// One step of the loop thread; true when the thread should end.
-    fn run_forever_step(&self) -> bool {
-        {
-            let mut st = self.inner.lock();
-            if st.shutdown {
-                return true;
-            }
-            if st.stop {
-                let busy = st.connected() && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
-                let now = Instant::now();
-                let deadline = { let ct = st.connect_timeout; *st.stop_deadline.get_or_insert(now + ct) };
-                if !busy || now >= deadline {
-                    return true;
-                }
-            }
-            if st.conn.is_none() && !st.connecting && st.want_connected && !st.reconnect_on_failure && !st.connect_pending
-            {
-                return true;
-            }
+struct Waiting {
+    wait: Duration,
+    had_conn: bool,
+    gen_before: u64,
+}
+
+enum Prepared {
+    Done(Result<()>),
+    Wait(Waiting),
+}
+
+impl Inner {
+    fn poll_wait(&self, wait: Duration) -> Result<()> {
+        let mut p = self.poll.lock().unwrap_or_else(|e| e.into_inner());
+        let (poll, events) = &mut *p;
+        match poll.poll(events, Some(wait)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(Error::Io(e)),
         }
-        // Bounded wait so a dropped last handle is noticed even without a wake-up.
-        let _ = self.iterate(Duration::from_secs(1), Mode::Forever);
-        false
     }
 }
 

@@ -60,7 +60,7 @@ pub enum Error {
     #[error("protocol error: {0}")]
     Protocol(String),
     /// The broker refused the connection with this reason code.
-    #[error("connection refused by the broker: {0}")]
+    #[error("connection refused by the broker: {} ({rc})", connack_string(.0.value()), rc = .0)]
     ConnectionRefused(ReasonCode),
     /// The connection to the broker was lost.
     #[error("the connection to the broker was lost; the loop reconnects if it runs with reconnect on")]

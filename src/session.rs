@@ -207,6 +207,9 @@ pub(crate) struct Session {
     last_in: Instant,
     ping_sent: Option<Instant>,
     connack_deadline: Option<Instant>,
+    /// The CONNECT of this connection asked for a clean start / sent a client id.
+    connect_clean: bool,
+    connect_had_id: bool,
     /// Set when a refused CONNACK or a protocol error means "close once `out` is written".
     pub notify: Arc<Notify>,
 }
@@ -244,6 +247,8 @@ impl Session {
             last_in: now,
             ping_sent: None,
             connack_deadline: None,
+            connect_clean: true,
+            connect_had_id: false,
             notify,
         }
     }
@@ -358,6 +363,8 @@ impl Session {
         self.last_in = now;
         self.last_out = now;
         self.connack_deadline = Some(now + timeout);
+        self.connect_clean = connect.clean_start;
+        self.connect_had_id = !connect.client_id.is_empty();
         self.inflight = 0;
         for m in self.outgoing.iter_mut() {
             m.sent = false;
@@ -912,8 +919,17 @@ impl Session {
             });
             return Err(Close::Refused(rc));
         }
+        if c.session_present && self.connect_clean {
+            // [MQTT-3.2.2-4]: a clean start never resumes a session.
+            return Err(self.protocol_violation("CONNACK with Session Present after a clean start".into()));
+        }
         if v5 {
             let p = &c.properties;
+            if p.assigned_client_identifier.is_some() && self.connect_had_id {
+                return Err(self.protocol_violation(
+                    "CONNACK assigns a client identifier although the client sent one".into(),
+                ));
+            }
             if let Some(r) = p.receive_maximum {
                 self.limits.receive_maximum = r;
             }

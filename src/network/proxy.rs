@@ -286,7 +286,11 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
     let ip: Option<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) if proxy.rdns => None,
-        Err(_) => Some(resolve(host, port)?[0].ip()),
+        // As PySocks (socket.gethostbyname): an IPv4 address when there is one.
+        Err(_) => {
+            let addrs = resolve(host, port)?;
+            Some(addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]).ip())
+        }
     };
     match ip {
         Some(IpAddr::V4(v4)) => {
@@ -383,7 +387,7 @@ fn http_connect<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, po
         Some(c) if version.starts_with("HTTP/") => Err(Error::Proxy(format!(
             "the HTTP proxy refused CONNECT {authority}: {}{}",
             status_line.trim(),
-            if c == 407 { " (set ProxyOptions::username and password)" } else { "" }
+            if c == 407 || c == 401 { " (check ProxyOptions::username and password)" } else { "" }
         ))),
         _ => Err(Error::Proxy(format!("not an HTTP proxy response: {:?}", status_line.trim()))),
     }

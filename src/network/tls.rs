@@ -300,6 +300,7 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
             )));
         }
         let pkcs8 = to_pkcs8(&key_pem, o.keyfile_password.as_deref(), key_path)?;
+        check_key_matches(certs.as_bytes(), &pkcs8, certfile, key_path)?;
         identity = Some(native_tls::Identity::from_pkcs8(certs.as_bytes(), &pkcs8).map_err(|e| {
             Error::Tls(format!(
                 "cannot use client certificate {} with key {}: {e}",
@@ -309,6 +310,23 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
         })?);
     }
     Ok(Loaded { roots, identity })
+}
+
+/// OpenSSL would only notice at the handshake that the key is not the certificate's.
+#[cfg(feature = "tls")]
+fn check_key_matches(cert_pem: &[u8], pkcs8: &[u8], certfile: &Path, keyfile: &Path) -> Result<()> {
+    let bad = |e: &dyn std::fmt::Display| Error::Tls(format!("cannot parse {}: {e}", certfile.display()));
+    let cert = openssl::x509::X509::from_pem(cert_pem).map_err(|e| bad(&e))?;
+    let key = openssl::pkey::PKey::private_key_from_pem(pkcs8).map_err(|e| bad(&e))?;
+    if cert.public_key().map_err(|e| bad(&e))?.public_eq(&key) {
+        Ok(())
+    } else {
+        Err(Error::Tls(format!(
+            "the key in {} does not belong to the certificate in {}",
+            keyfile.display(),
+            certfile.display()
+        )))
+    }
 }
 
 /// Converts a PEM private key (PKCS#1 RSA, SEC1 EC, PKCS#8, encrypted PKCS#8 or legacy
