@@ -999,6 +999,10 @@ impl Session {
                     self.append_raw(&[0x62, 0x02, (mid >> 8) as u8, mid as u8]);
                 }
             }
+            _ if a.reason.is_failure() => {
+                // [MQTT-4.3.3-4]: PUBREL answers only a successful PUBREC.
+                self.log(LogLevel::Warning, || format!("PUBREC (failure) for unknown mid {}", a.pkid));
+            }
             _ => {
                 // Not ours (or not QoS 2): answer so the broker can release the id.
                 let mid = a.pkid;
