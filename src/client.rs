@@ -145,6 +145,9 @@ struct State {
     first_connect: bool,
     /// A CONNACK success was seen since the last explicit connect().
     ever_connected: bool,
+    /// The loop's first attempt of a `connect_async` failed (ends `loop_forever` unless
+    /// `retry_first_connection`).
+    first_attempt_failed: bool,
     /// disconnect() queued DISCONNECT: close once it is written.
     disconnecting: bool,
     /// A thread is inside network::open().
@@ -339,6 +342,7 @@ impl State {
             backoff: None,
             first_connect: true,
             ever_connected: false,
+            first_attempt_failed: false,
             disconnecting: false,
             connecting: false,
             last_error: None,
@@ -1193,6 +1197,7 @@ impl Client {
         st.connect_props = o.properties;
         st.want_connected = true;
         st.ever_connected = false;
+        st.first_attempt_failed = false;
         st.first_connect = true;
         Ok(())
     }
@@ -1530,7 +1535,7 @@ impl Client {
         let filters = topics.iter().map(|(t, o)| (t.to_string(), *o)).collect();
         let mut st = self.inner.lock();
         let props = if st.protocol.is_v5() { properties.unwrap_or_default() } else { Properties::default() };
-        if !st.connected() {
+        if st.conn.is_none() {
             return Err(Error::NoConnection);
         }
         let mid = st.session.subscribe(filters, props)?;
@@ -1563,7 +1568,7 @@ impl Client {
         }
         let mut st = self.inner.lock();
         let props = if st.protocol.is_v5() { properties } else { Properties::default() };
-        if !st.connected() {
+        if st.conn.is_none() {
             return Err(Error::NoConnection);
         }
         let mid = st.session.unsubscribe(topics.iter().map(|t| t.to_string()).collect(), props)?;
@@ -1795,10 +1800,14 @@ impl Client {
             let due = st.next_attempt.is_some_and(|t| t <= now);
             let may = st.connect_pending || (mode == Mode::Forever && st.want_connected && st.reconnect_on_failure);
             if due && may && st.host.is_some() {
+                let first_async = st.connect_pending && !st.ever_connected;
                 drop(st);
                 if let Err(e) = self.do_connect() {
                     let mut st = self.inner.lock();
                     if !matches!(e, Error::InvalidState(_)) {
+                        if first_async {
+                            st.first_attempt_failed = true;
+                        }
                         st.push(CEvent::ConnectFail(clone_error(&e)));
                         if st.want_connected {
                             st.schedule_reconnect(Instant::now());
@@ -1907,10 +1916,9 @@ impl Client {
                 if !st.reconnect_on_failure {
                     return Some(Err(st.last_error.take().unwrap_or(Error::ConnectionLost)));
                 }
-                if !retry_first && !st.ever_connected {
-                    if let Some(e) = st.last_error.take() {
-                        return Some(Err(e));
-                    }
+                if !retry_first && st.first_attempt_failed {
+                    st.first_attempt_failed = false;
+                    return Some(Err(st.last_error.take().unwrap_or(Error::NoConnection)));
                 }
             }
         }

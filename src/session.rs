@@ -524,7 +524,9 @@ impl Session {
             self.check_limits(qos, retain, alias)?;
         }
         if qos == QoS::AtMostOnce {
-            if !connected {
+            // As Paho: once CONNECT is sent, a QoS 0 message may follow it at once
+            // (MQTT allows packets before CONNACK).
+            if self.phase == Phase::Offline {
                 return Err(Error::NoConnection);
             }
             let mid = self.alloc_mid()?;
@@ -690,9 +692,9 @@ impl Session {
         }
     }
 
-    /// Queues SUBSCRIBE. Only while connected.
+    /// Queues SUBSCRIBE. Only while a connection is open (CONNECT sent).
     pub(crate) fn subscribe(&mut self, filters: Vec<(String, SubscribeOptions)>, props: Properties) -> Result<u16> {
-        if self.phase != Phase::Connected {
+        if self.phase == Phase::Offline {
             return Err(Error::NoConnection);
         }
         let mid = self.alloc_mid()?;
@@ -711,9 +713,9 @@ impl Session {
         Ok(mid)
     }
 
-    /// Queues UNSUBSCRIBE. Only while connected.
+    /// Queues UNSUBSCRIBE. Only while a connection is open (CONNECT sent).
     pub(crate) fn unsubscribe(&mut self, filters: Vec<String>, props: Properties) -> Result<u16> {
-        if self.phase != Phase::Connected {
+        if self.phase == Phase::Offline {
             return Err(Error::NoConnection);
         }
         let mid = self.alloc_mid()?;

@@ -40,6 +40,7 @@ pub(crate) trait NetStream: Read + Write + Send {
     fn set_nonblocking(&mut self, nonblocking: bool) -> std::io::Result<()>;
     /// Sets the read/write timeouts of the underlying socket while it is blocking (set-up
     /// handshakes layered on top use it to honour the deadline).
+    #[cfg_attr(not(feature = "websockets"), allow(dead_code))]
     fn set_io_timeout(&mut self, _timeout: Option<Duration>) -> std::io::Result<()> {
         Ok(())
     }

@@ -43,7 +43,9 @@ pub struct ProxyOptions {
 /// credentials longer than RFC 1929 allows.
 pub(crate) fn validate(proxy: &ProxyOptions) -> Result<()> {
     if proxy.addr.trim().is_empty() {
-        return Err(Error::invalid("proxy_set: the proxy address (addr) is empty"));
+        return Err(Error::invalid(
+            "proxy_set: the proxy address (addr) is empty",
+        ));
     }
     if proxy.port == 0 {
         return Err(Error::invalid("proxy_set: the proxy port is 0"));
@@ -73,15 +75,26 @@ pub(crate) fn effective_proxy(p: &ConnectParams<'_>) -> Option<ProxyOptions> {
         return Some(px.clone());
     }
     let env = |lower: &str, upper: &str| {
-        std::env::var(lower).ok().filter(|v| !v.is_empty()).or_else(|| std::env::var(upper).ok())
+        std::env::var(lower)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| std::env::var(upper).ok())
     };
-    proxy_from_env(p.host, env("mqtt_proxy", "MQTT_PROXY").as_deref(), env("no_proxy", "NO_PROXY").as_deref())
+    proxy_from_env(
+        p.host,
+        env("mqtt_proxy", "MQTT_PROXY").as_deref(),
+        env("no_proxy", "NO_PROXY").as_deref(),
+    )
 }
 
 /// `effective_proxy` without the environment: the proxy for `host` given the values of
 /// `mqtt_proxy` and `no_proxy`. A value that does not parse is ignored (with a log line), as
 /// Paho ignores schemes it does not know.
-pub(crate) fn proxy_from_env(host: &str, mqtt_proxy: Option<&str>, no_proxy: Option<&str>) -> Option<ProxyOptions> {
+pub(crate) fn proxy_from_env(
+    host: &str,
+    mqtt_proxy: Option<&str>,
+    no_proxy: Option<&str>,
+) -> Option<ProxyOptions> {
     let url = mqtt_proxy.map(str::trim).filter(|s| !s.is_empty())?;
     if no_proxy.is_some_and(|np| bypass(host, np)) {
         return None;
@@ -100,9 +113,11 @@ pub(crate) fn proxy_from_env(host: &str, mqtt_proxy: Option<&str>, no_proxy: Opt
 /// optional port (default 1080 for SOCKS, 8080 for HTTP). `socks://` and `socks5h://` let the
 /// proxy resolve the broker's name (Paho's default); `socks5://` resolves it locally (as curl).
 pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| Error::invalid(format!("proxy URL {url:?} has no scheme (socks5:// or http://)")))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        Error::invalid(format!(
+            "proxy URL {url:?} has no scheme (socks5:// or http://)"
+        ))
+    })?;
     let (proxy_type, rdns, default_port) = match scheme.to_ascii_lowercase().as_str() {
         "socks" | "socks5h" => (ProxyType::Socks5, true, 1080),
         "socks5" => (ProxyType::Socks5, false, 1080),
@@ -153,7 +168,14 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
     if host.is_empty() {
         return Err(Error::invalid(format!("proxy URL {url:?} has no host")));
     }
-    Ok(ProxyOptions { proxy_type, addr: host.to_string(), port, username, password, rdns })
+    Ok(ProxyOptions {
+        proxy_type,
+        addr: host.to_string(),
+        port,
+        username,
+        password,
+        rdns,
+    })
 }
 
 fn percent_decode(s: &str) -> Result<String> {
@@ -182,7 +204,11 @@ fn percent_decode(s: &str) -> Result<String> {
 /// suffix, any name below it (`example.com` and `.example.com` both match
 /// `broker.example.com`); an entry may carry a `:port`, which is ignored; case-insensitive.
 pub(crate) fn bypass(host: &str, no_proxy: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
     for entry in no_proxy.split(',') {
         let entry = entry.trim();
         if entry == "*" {
@@ -202,7 +228,9 @@ pub(crate) fn bypass(host: &str, no_proxy: &str) -> bool {
         if entry.is_empty() {
             continue;
         }
-        if host == entry || (host.ends_with(&entry) && host[..host.len() - entry.len()].ends_with('.')) {
+        if host == entry
+            || (host.ends_with(&entry) && host[..host.len() - entry.len()].ends_with('.'))
+        {
             return true;
         }
     }
@@ -211,10 +239,17 @@ pub(crate) fn bypass(host: &str, no_proxy: &str) -> bool {
 
 /// Connects to the broker `p.host:p.port` through `proxy` before `deadline`; returns the
 /// tunnel as a blocking TCP stream with read/write timeouts at the deadline.
-pub(crate) fn connect_via(proxy: &ProxyOptions, p: &ConnectParams<'_>, deadline: Instant) -> Result<TcpStream> {
+pub(crate) fn connect_via(
+    proxy: &ProxyOptions,
+    p: &ConnectParams<'_>,
+    deadline: Instant,
+) -> Result<TcpStream> {
     let mut s = connect_blocking(&proxy.addr, proxy.port, p, deadline).map_err(|e| match e {
         Error::Timeout => Error::Timeout,
-        other => Error::Proxy(format!("cannot connect to the proxy {}:{}: {other}", proxy.addr, proxy.port)),
+        other => Error::Proxy(format!(
+            "cannot connect to the proxy {}:{}: {other}",
+            proxy.addr, proxy.port
+        )),
     })?;
     set_deadline(&s, deadline)?;
     let host = p.host.trim_start_matches('[').trim_end_matches(']');
@@ -246,7 +281,10 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
     let mut rep = [0u8; 2];
     read_exact_by(s, &mut rep).map_err(proxy_io("the SOCKS5 greeting"))?;
     if rep[0] != 5 {
-        return Err(Error::Proxy(format!("not a SOCKS5 proxy (version byte {})", rep[0])));
+        return Err(Error::Proxy(format!(
+            "not a SOCKS5 proxy (version byte {})",
+            rep[0]
+        )));
     }
     match rep[1] {
         0 => {}
@@ -254,7 +292,9 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
             let user = proxy.username.as_deref().unwrap_or("").as_bytes();
             let pass = proxy.password.as_deref().unwrap_or("").as_bytes();
             if user.len() > 255 || pass.len() > 255 {
-                return Err(Error::invalid("SOCKS5 user names and passwords are at most 255 bytes"));
+                return Err(Error::invalid(
+                    "SOCKS5 user names and passwords are at most 255 bytes",
+                ));
             }
             let mut msg = Vec::with_capacity(3 + user.len() + pass.len());
             msg.push(1);
@@ -276,10 +316,15 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
             return Err(Error::Proxy(if with_auth {
                 "the SOCKS5 proxy accepts none of our authentication methods".into()
             } else {
-                "the SOCKS5 proxy requires authentication: set ProxyOptions::username and password".into()
+                "the SOCKS5 proxy requires authentication: set ProxyOptions::username and password"
+                    .into()
             }))
         }
-        m => return Err(Error::Proxy(format!("the SOCKS5 proxy chose an unknown method {m}"))),
+        m => {
+            return Err(Error::Proxy(format!(
+                "the SOCKS5 proxy chose an unknown method {m}"
+            )))
+        }
     }
 
     let mut req = vec![5, 1, 0];
@@ -303,7 +348,9 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
         }
         None => {
             if host.len() > 255 {
-                return Err(Error::invalid(format!("host name too long for SOCKS5: {host}")));
+                return Err(Error::invalid(format!(
+                    "host name too long for SOCKS5: {host}"
+                )));
             }
             req.push(3);
             req.push(host.len() as u8);
@@ -315,7 +362,10 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
     let mut head = [0u8; 4];
     read_exact_by(s, &mut head).map_err(proxy_io("the SOCKS5 CONNECT reply"))?;
     if head[0] != 5 {
-        return Err(Error::Proxy(format!("bad SOCKS5 reply (version byte {})", head[0])));
+        return Err(Error::Proxy(format!(
+            "bad SOCKS5 reply (version byte {})",
+            head[0]
+        )));
     }
     if head[1] != 0 {
         return Err(Error::Proxy(format!(
@@ -355,12 +405,24 @@ fn socks5_reply(code: u8) -> &'static str {
 }
 
 /// The HTTP CONNECT handshake, with basic authentication when a user name is set.
-fn http_connect<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u16) -> Result<()> {
-    let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+fn http_connect<S: Read + Write>(
+    s: &mut S,
+    proxy: &ProxyOptions,
+    host: &str,
+    port: u16,
+) -> Result<()> {
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
     let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if let Some(user) = &proxy.username {
         let cred = format!("{user}:{}", proxy.password.as_deref().unwrap_or(""));
-        req.push_str(&format!("Proxy-Authorization: Basic {}\r\n", base64(cred.as_bytes())));
+        req.push_str(&format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            base64(cred.as_bytes())
+        ));
     }
     req.push_str("\r\n");
     write_all_by(s, req.as_bytes()).map_err(proxy_io("the HTTP CONNECT request"))?;
@@ -372,7 +434,9 @@ fn http_connect<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, po
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         if head.len() >= MAX_HEAD {
-            return Err(Error::Proxy("the HTTP proxy's response header is too long".into()));
+            return Err(Error::Proxy(
+                "the HTTP proxy's response header is too long".into(),
+            ));
         }
         read_exact_by(s, &mut byte).map_err(proxy_io("the HTTP CONNECT response"))?;
         head.push(byte[0]);
@@ -387,9 +451,16 @@ fn http_connect<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, po
         Some(c) if version.starts_with("HTTP/") => Err(Error::Proxy(format!(
             "the HTTP proxy refused CONNECT {authority}: {}{}",
             status_line.trim(),
-            if c == 407 || c == 401 { " (check ProxyOptions::username and password)" } else { "" }
+            if c == 407 || c == 401 {
+                " (check ProxyOptions::username and password)"
+            } else {
+                ""
+            }
         ))),
-        _ => Err(Error::Proxy(format!("not an HTTP proxy response: {:?}", status_line.trim()))),
+        _ => Err(Error::Proxy(format!(
+            "not an HTTP proxy response: {:?}",
+            status_line.trim()
+        ))),
     }
 }
 
@@ -398,12 +469,24 @@ pub(crate) fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(ALPHABET[(n >> 18) as usize & 63] as char);
         out.push(ALPHABET[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { ALPHABET[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { ALPHABET[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            ALPHABET[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            ALPHABET[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -449,11 +532,24 @@ mod tests {
         let p = parse_proxy_url("socks5://h:1").unwrap();
         assert!(!p.rdns);
         let p = parse_proxy_url("HTTP://user@[::1]/").unwrap();
-        assert_eq!((p.proxy_type, p.addr.as_str(), p.port), (ProxyType::Http, "::1", 8080));
-        assert_eq!((p.username.as_deref(), p.password.as_deref()), (Some("user"), None));
+        assert_eq!(
+            (p.proxy_type, p.addr.as_str(), p.port),
+            (ProxyType::Http, "::1", 8080)
+        );
+        assert_eq!(
+            (p.username.as_deref(), p.password.as_deref()),
+            (Some("user"), None)
+        );
         let p = parse_proxy_url("http://[::1]:3128").unwrap();
         assert_eq!((p.addr.as_str(), p.port), ("::1", 3128));
-        for bad in ["proxy:1080", "ftp://h", "http://", "http://h:0", "http://h:x", "socks://h:99999"] {
+        for bad in [
+            "proxy:1080",
+            "ftp://h",
+            "http://",
+            "http://h:0",
+            "http://h:x",
+            "socks://h:99999",
+        ] {
             assert!(parse_proxy_url(bad).is_err(), "{bad}");
         }
     }
@@ -481,19 +577,45 @@ mod tests {
         assert_eq!(proxy_from_env("b", Some(""), None), None);
         let p = proxy_from_env("b.example", Some("http://p:3128"), Some("other")).unwrap();
         assert_eq!((p.proxy_type, p.port), (ProxyType::Http, 3128));
-        assert_eq!(proxy_from_env("b.example", Some("http://p:3128"), Some("example")), None);
-        assert_eq!(proxy_from_env("b.example", Some("http://p:3128"), Some("*")), None);
+        assert_eq!(
+            proxy_from_env("b.example", Some("http://p:3128"), Some("example")),
+            None
+        );
+        assert_eq!(
+            proxy_from_env("b.example", Some("http://p:3128"), Some("*")),
+            None
+        );
         assert_eq!(proxy_from_env("b", Some("gopher://p"), None), None);
     }
 
     #[test]
     fn validate_rejects_bad_options() {
-        let ok = ProxyOptions { addr: "p".into(), port: 1080, ..Default::default() };
+        let ok = ProxyOptions {
+            addr: "p".into(),
+            port: 1080,
+            ..Default::default()
+        };
         validate(&ok).unwrap();
-        assert!(validate(&ProxyOptions { addr: "".into(), ..ok.clone() }).is_err());
-        assert!(validate(&ProxyOptions { port: 0, ..ok.clone() }).is_err());
-        assert!(validate(&ProxyOptions { password: Some("x".into()), ..ok.clone() }).is_err());
-        assert!(validate(&ProxyOptions { username: Some("u".repeat(256)), ..ok }).is_err());
+        assert!(validate(&ProxyOptions {
+            addr: "".into(),
+            ..ok.clone()
+        })
+        .is_err());
+        assert!(validate(&ProxyOptions {
+            port: 0,
+            ..ok.clone()
+        })
+        .is_err());
+        assert!(validate(&ProxyOptions {
+            password: Some("x".into()),
+            ..ok.clone()
+        })
+        .is_err());
+        assert!(validate(&ProxyOptions {
+            username: Some("u".repeat(256)),
+            ..ok
+        })
+        .is_err());
     }
 
     /// A scripted peer: replays `input`, records what was written.
@@ -516,7 +638,10 @@ mod tests {
         }
     }
     fn script(input: &[u8]) -> Script {
-        Script { input: std::io::Cursor::new(input.to_vec()), output: Vec::new() }
+        Script {
+            input: std::io::Cursor::new(input.to_vec()),
+            output: Vec::new(),
+        }
     }
 
     #[test]
@@ -541,14 +666,24 @@ mod tests {
 
     #[test]
     fn socks5_refusals() {
-        let px = ProxyOptions { addr: "p".into(), port: 1, ..Default::default() };
+        let px = ProxyOptions {
+            addr: "p".into(),
+            port: 1,
+            ..Default::default()
+        };
         let mut s = script(&[5, 0xFF]);
-        assert!(matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("requires authentication")));
+        assert!(
+            matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("requires authentication"))
+        );
         let mut s = script(&[5, 0, 5, 5, 0, 1, 0, 0, 0, 0, 0, 0]);
-        assert!(matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("connection refused")));
+        assert!(
+            matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("connection refused"))
+        );
         assert_eq!(&s.output[3..], &[5, 1, 0, 1, 1, 2, 3, 4, 0, 1]);
         let mut s = script(&[5, 0, 5]);
-        assert!(matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("closed")));
+        assert!(
+            matches!(socks5(&mut s, &px, "1.2.3.4", 1), Err(Error::Proxy(m)) if m.contains("closed"))
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ pub(crate) fn lookup(
     _secure: bool,
     _nameserver: Option<SocketAddr>,
 ) -> Result<Vec<(String, u16)>> {
-    Err(Error::NotSupported("connect_srv: built without the srv feature".into()))
+    Err(Error::NotSupported(
+        "connect_srv: built without the srv feature".into(),
+    ))
 }
 
 /// Looks up the broker candidates for `domain`, in the order to try them: priority
@@ -68,7 +70,11 @@ pub(crate) fn lookup(
 
 /// The raw SRV records for `domain`.
 #[cfg(feature = "srv")]
-pub(crate) fn query(domain: &str, secure: bool, nameserver: Option<SocketAddr>) -> Result<Vec<SrvRecord>> {
+pub(crate) fn query(
+    domain: &str,
+    secure: bool,
+    nameserver: Option<SocketAddr>,
+) -> Result<Vec<SrvRecord>> {
     use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
     use hickory_resolver::proto::rr::RData;
@@ -82,7 +88,8 @@ pub(crate) fn query(domain: &str, secure: bool, nameserver: Option<SocketAddr>) 
         .enable_all()
         .build()
         .map_err(|e| Error::Dns(format!("cannot start the resolver: {e}")))?;
-    let dns_err = |e: &dyn std::fmt::Display| Error::Dns(format!("SRV look-up of {name} failed: {e}"));
+    let dns_err =
+        |e: &dyn std::fmt::Display| Error::Dns(format!("SRV look-up of {name} failed: {e}"));
     let result = rt.block_on(async {
         let mut builder = match nameserver {
             Some(ns) => {
@@ -132,13 +139,19 @@ pub(crate) fn query(domain: &str, secure: bool, nameserver: Option<SocketAddr>) 
 /// weighted random selection (records of weight 0 first in the running sum, then pick a
 /// number in `0..=sum` and take the first record whose running sum reaches it, repeat).
 /// `rng` yields uniformly random numbers. Targets "." (service not offered) are dropped.
-pub(crate) fn order(mut records: Vec<SrvRecord>, rng: &mut dyn FnMut() -> u64) -> Vec<(String, u16)> {
+pub(crate) fn order(
+    mut records: Vec<SrvRecord>,
+    rng: &mut dyn FnMut() -> u64,
+) -> Vec<(String, u16)> {
     records.retain(|r| !r.target.is_empty() && r.target != ".");
     records.sort_by_key(|r| r.priority);
     let mut out = Vec::with_capacity(records.len());
     let mut rest = records.as_slice();
     while let Some(first) = rest.first() {
-        let end = rest.iter().position(|r| r.priority != first.priority).unwrap_or(rest.len());
+        let end = rest
+            .iter()
+            .position(|r| r.priority != first.priority)
+            .unwrap_or(rest.len());
         let (group, tail) = rest.split_at(end);
         rest = tail;
         // Zero weights first, as RFC 2782 says, so they have a small chance to come first.
@@ -167,7 +180,11 @@ pub(crate) struct XorShift(u64);
 
 impl XorShift {
     pub(crate) fn new(seed: u64) -> XorShift {
-        XorShift(if seed == 0 { 0x9E37_79B9_7F4A_7C15 } else { seed })
+        XorShift(if seed == 0 {
+            0x9E37_79B9_7F4A_7C15
+        } else {
+            seed
+        })
     }
 
     #[cfg_attr(not(feature = "srv"), allow(dead_code))]
@@ -179,7 +196,9 @@ impl XorShift {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         let c = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let mut s = XorShift::new(nanos ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id()));
+        let mut s = XorShift::new(
+            nanos ^ c.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id()),
+        );
         // Mix the seed a little.
         for _ in 0..4 {
             s.next();
@@ -202,19 +221,32 @@ mod tests {
     use super::*;
 
     fn rec(priority: u16, weight: u16, target: &str, port: u16) -> SrvRecord {
-        SrvRecord { priority, weight, target: target.into(), port }
+        SrvRecord {
+            priority,
+            weight,
+            target: target.into(),
+            port,
+        }
     }
 
     #[test]
     fn service_names() {
         assert_eq!(service_name("example.com", false), "_mqtt._tcp.example.com");
-        assert_eq!(service_name("example.com.", true), "_secure-mqtt._tcp.example.com");
+        assert_eq!(
+            service_name("example.com.", true),
+            "_secure-mqtt._tcp.example.com"
+        );
     }
 
     #[test]
     fn priority_first() {
         let mut rng = XorShift::new(1);
-        let recs = vec![rec(20, 0, "c", 3), rec(10, 5, "a", 1), rec(30, 1, "d", 4), rec(10, 5, "b", 2)];
+        let recs = vec![
+            rec(20, 0, "c", 3),
+            rec(10, 5, "a", 1),
+            rec(30, 1, "d", 4),
+            rec(10, 5, "b", 2),
+        ];
         for _ in 0..50 {
             let o = order(recs.clone(), &mut || rng.next());
             assert_eq!(o.len(), 4);
@@ -235,7 +267,12 @@ mod tests {
     #[test]
     fn weights_spread_the_first_choice() {
         // Weights 60/30/10 (and a 0): over many draws the first choice follows the weights.
-        let recs = vec![rec(1, 60, "a", 1), rec(1, 30, "b", 1), rec(1, 10, "c", 1), rec(1, 0, "z", 1)];
+        let recs = vec![
+            rec(1, 60, "a", 1),
+            rec(1, 30, "b", 1),
+            rec(1, 10, "c", 1),
+            rec(1, 0, "z", 1),
+        ];
         let mut rng = XorShift::new(0xDEAD_BEEF);
         let mut counts = std::collections::HashMap::new();
         let n = 20_000;

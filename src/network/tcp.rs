@@ -101,7 +101,9 @@ pub(crate) fn connect_blocking(
                 let stream: TcpStream = sock.into();
                 return Ok(stream);
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
                 last_err = Some(Error::Timeout);
             }
             Err(e) => last_err = Some(Error::Io(e)),

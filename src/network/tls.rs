@@ -66,7 +66,10 @@ impl std::fmt::Debug for TlsOptions {
             .field("ca_certs", &self.ca_certs)
             .field("certfile", &self.certfile)
             .field("keyfile", &self.keyfile)
-            .field("keyfile_password", &self.keyfile_password.as_ref().map(|_| "<hidden>"))
+            .field(
+                "keyfile_password",
+                &self.keyfile_password.as_ref().map(|_| "<hidden>"),
+            )
             .field("cert_reqs", &self.cert_reqs)
             .field("tls_version", &self.tls_version)
             .field("alpn_protocols", &self.alpn_protocols)
@@ -79,6 +82,7 @@ impl std::fmt::Debug for TlsOptions {
 #[derive(Clone, Debug)]
 pub(crate) struct TlsSettings {
     /// The options it was made from (default for a user-supplied connector).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub options: TlsOptions,
     /// `tls_insecure_set(true)`: skip the host name check (the chain is still verified).
     pub insecure: bool,
@@ -107,7 +111,8 @@ impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Loaded");
         #[cfg(feature = "tls")]
-        d.field("roots", &self.roots.len()).field("identity", &self.identity.is_some());
+        d.field("roots", &self.roots.len())
+            .field("identity", &self.identity.is_some());
         d.finish()
     }
 }
@@ -129,9 +134,15 @@ impl TlsSettings {
         if options.keyfile.is_some() && options.certfile.is_none() {
             return Err(Error::invalid("TlsOptions::keyfile needs a certfile too"));
         }
-        for p in [&options.ca_certs, &options.certfile, &options.keyfile].into_iter().flatten() {
+        for p in [&options.ca_certs, &options.certfile, &options.keyfile]
+            .into_iter()
+            .flatten()
+        {
             if !p.is_file() {
-                return Err(Error::Tls(format!("cannot read {}: no such file", p.display())));
+                return Err(Error::Tls(format!(
+                    "cannot read {}: no such file",
+                    p.display()
+                )));
             }
         }
         for a in &options.alpn_protocols {
@@ -142,7 +153,11 @@ impl TlsSettings {
             }
         }
         let loaded = load(&options)?;
-        let settings = TlsSettings { options, insecure: false, source: Source::Options(loaded) };
+        let settings = TlsSettings {
+            options,
+            insecure: false,
+            source: Source::Options(loaded),
+        };
         // Build a connector once so that a key not matching its certificate, or anything
         // else OpenSSL refuses, is reported by `tls_set` rather than at connect time.
         #[cfg(feature = "tls")]
@@ -215,12 +230,14 @@ impl TlsSettings {
             let alpns: Vec<&str> = o.alpn_protocols.iter().map(String::as_str).collect();
             b.request_alpns(&alpns);
         }
-        b.build().map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))
+        b.build()
+            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))
     }
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path)
+        .map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 /// The PEM blocks of `pem` whose label satisfies `keep`, re-assembled as PEM text.
@@ -232,7 +249,10 @@ fn pem_blocks(pem: &str, keep: impl Fn(&str) -> bool) -> String {
         let line = line.trim_end();
         match &inside {
             None => {
-                if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
+                if let Some(label) = line
+                    .strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                {
                     if keep(label) {
                         out.push_str(line);
                         out.push('\n');
@@ -262,8 +282,15 @@ fn is_key_label(label: &str) -> bool {
 #[cfg(not(feature = "tls"))]
 fn load(o: &TlsOptions) -> Result<Loaded> {
     // Still read the files so that a build without TLS reports the same argument errors.
-    let files = [(&o.ca_certs, "CA file"), (&o.certfile, "certfile"), (&o.keyfile, "keyfile")];
-    for (p, what) in files.into_iter().filter_map(|(p, w)| p.as_ref().map(|p| (p, w))) {
+    let files = [
+        (&o.ca_certs, "CA file"),
+        (&o.certfile, "certfile"),
+        (&o.keyfile, "keyfile"),
+    ];
+    for (p, what) in files
+        .into_iter()
+        .filter_map(|(p, w)| p.as_ref().map(|p| (p, w)))
+    {
         read_file(p, what)?;
     }
     Ok(Loaded {})
@@ -277,19 +304,30 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
         roots = native_tls::Certificate::stack_from_pem(&pem)
             .map_err(|e| Error::Tls(format!("cannot parse CA file {}: {e}", ca.display())))?;
         if roots.is_empty() {
-            return Err(Error::Tls(format!("CA file {} holds no PEM certificate", ca.display())));
+            return Err(Error::Tls(format!(
+                "CA file {} holds no PEM certificate",
+                ca.display()
+            )));
         }
     }
     let mut identity = None;
     if let Some(certfile) = &o.certfile {
         let cert_raw = read_file(certfile, "certfile")?;
         let cert_text = String::from_utf8_lossy(&cert_raw);
-        let certs = pem_blocks(&cert_text, |l| l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE");
+        let certs = pem_blocks(&cert_text, |l| {
+            l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE"
+        });
         if certs.is_empty() {
-            return Err(Error::Tls(format!("certfile {} holds no PEM certificate", certfile.display())));
+            return Err(Error::Tls(format!(
+                "certfile {} holds no PEM certificate",
+                certfile.display()
+            )));
         }
         let (key_text, key_path) = match &o.keyfile {
-            Some(k) => (String::from_utf8_lossy(&read_file(k, "keyfile")?).into_owned(), k),
+            Some(k) => (
+                String::from_utf8_lossy(&read_file(k, "keyfile")?).into_owned(),
+                k,
+            ),
             None => (cert_text.clone().into_owned(), certfile),
         };
         let key_pem = pem_blocks(&key_text, is_key_label);
@@ -301,13 +339,15 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
         }
         let pkcs8 = to_pkcs8(&key_pem, o.keyfile_password.as_deref(), key_path)?;
         check_key_matches(certs.as_bytes(), &pkcs8, certfile, key_path)?;
-        identity = Some(native_tls::Identity::from_pkcs8(certs.as_bytes(), &pkcs8).map_err(|e| {
-            Error::Tls(format!(
-                "cannot use client certificate {} with key {}: {e}",
-                certfile.display(),
-                key_path.display()
-            ))
-        })?);
+        identity = Some(
+            native_tls::Identity::from_pkcs8(certs.as_bytes(), &pkcs8).map_err(|e| {
+                Error::Tls(format!(
+                    "cannot use client certificate {} with key {}: {e}",
+                    certfile.display(),
+                    key_path.display()
+                ))
+            })?,
+        );
     }
     Ok(Loaded { roots, identity })
 }
@@ -315,7 +355,8 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
 /// OpenSSL would only notice at the handshake that the key is not the certificate's.
 #[cfg(feature = "tls")]
 fn check_key_matches(cert_pem: &[u8], pkcs8: &[u8], certfile: &Path, keyfile: &Path) -> Result<()> {
-    let bad = |e: &dyn std::fmt::Display| Error::Tls(format!("cannot parse {}: {e}", certfile.display()));
+    let bad =
+        |e: &dyn std::fmt::Display| Error::Tls(format!("cannot parse {}: {e}", certfile.display()));
     let cert = openssl::x509::X509::from_pem(cert_pem).map_err(|e| bad(&e))?;
     let key = openssl::pkey::PKey::private_key_from_pem(pkcs8).map_err(|e| bad(&e))?;
     if cert.public_key().map_err(|e| bad(&e))?.public_eq(&key) {
@@ -347,13 +388,20 @@ fn to_pkcs8(key_pem: &str, password: Option<&str>, path: &Path) -> Result<Vec<u8
     )
     .map_err(|e| {
         if encrypted {
-            Error::Tls(format!("cannot decrypt the key in {} (wrong keyfile_password?): {e}", path.display()))
+            Error::Tls(format!(
+                "cannot decrypt the key in {} (wrong keyfile_password?): {e}",
+                path.display()
+            ))
         } else {
             Error::Tls(format!("cannot parse the key in {}: {e}", path.display()))
         }
     })?;
-    pkey.private_key_to_pem_pkcs8()
-        .map_err(|e| Error::Tls(format!("cannot convert the key in {} to PKCS#8: {e}", path.display())))
+    pkey.private_key_to_pem_pkcs8().map_err(|e| {
+        Error::Tls(format!(
+            "cannot convert the key in {} to PKCS#8: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Wraps a connected, blocking TCP stream in TLS: the handshake runs before `deadline`, with
@@ -426,7 +474,10 @@ impl NetStream for TlsStream {
     /// socket (OpenSSL's `SSL_pending`; OpenSSL does not read ahead past the current record,
     /// so anything else is still in the kernel and makes the socket readable).
     fn has_buffered_read(&self) -> bool {
-        self.inner.buffered_read_size().map(|n| n > 0).unwrap_or(false)
+        self.inner
+            .buffered_read_size()
+            .map(|n| n > 0)
+            .unwrap_or(false)
     }
     fn shutdown(&mut self) {
         // Best effort close_notify, then close the socket.
@@ -461,17 +512,35 @@ mod tests {
 
     #[test]
     fn ciphers_are_not_supported() {
-        let o = TlsOptions { ciphers: Some("HIGH".into()), ..Default::default() };
-        assert!(matches!(TlsSettings::from_options(o), Err(Error::NotSupported(_))));
+        let o = TlsOptions {
+            ciphers: Some("HIGH".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            TlsSettings::from_options(o),
+            Err(Error::NotSupported(_))
+        ));
     }
 
     #[test]
     fn missing_files_name_the_path() {
-        let o = TlsOptions { ca_certs: Some("/nonexistent/ca.pem".into()), ..Default::default() };
+        let o = TlsOptions {
+            ca_certs: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
         let e = TlsSettings::from_options(o).unwrap_err();
-        assert!(matches!(&e, Error::Tls(m) if m.contains("/nonexistent/ca.pem")), "{e}");
-        let o = TlsOptions { keyfile: Some("/k.pem".into()), ..Default::default() };
-        assert!(matches!(TlsSettings::from_options(o), Err(Error::InvalidArgument(_))));
+        assert!(
+            matches!(&e, Error::Tls(m) if m.contains("/nonexistent/ca.pem")),
+            "{e}"
+        );
+        let o = TlsOptions {
+            keyfile: Some("/k.pem".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            TlsSettings::from_options(o),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::{ConnectParams, NetStream};
 use crate::{Error, Result};
 
 /// The default WebSocket path (as Paho).
+#[cfg_attr(not(feature = "websockets"), allow(dead_code))]
 pub(crate) const DEFAULT_PATH: &str = "/mqtt";
 
 /// Performs the WebSocket upgrade over `inner` and returns a byte-stream adapter.
@@ -22,7 +23,9 @@ pub(crate) fn wrap(
     _p: &ConnectParams<'_>,
     _deadline: Instant,
 ) -> Result<Box<dyn NetStream>> {
-    Err(Error::NotSupported("built without the websockets feature".into()))
+    Err(Error::NotSupported(
+        "built without the websockets feature".into(),
+    ))
 }
 
 /// Performs the WebSocket upgrade over `inner` and returns a byte-stream adapter.
@@ -125,7 +128,10 @@ fn handshake_error(e: tungstenite::Error, url: &str) -> Error {
         WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(sub)) => Error::WebSocket(
             format!("the server at {url} did not accept the WebSocket subprotocol \"mqtt\": {sub}"),
         ),
-        WsError::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.kind() == std::io::ErrorKind::TimedOut => {
+        WsError::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock
+                || io.kind() == std::io::ErrorKind::TimedOut =>
+        {
             Error::Timeout
         }
         WsError::Io(io) => Error::Io(io),
@@ -154,9 +160,10 @@ fn to_io(e: tungstenite::Error) -> std::io::Error {
     use tungstenite::error::Error as WsError;
     match e {
         WsError::Io(e) => e,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            IoError::new(ErrorKind::ConnectionAborted, "the WebSocket connection is closed")
-        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => IoError::new(
+            ErrorKind::ConnectionAborted,
+            "the WebSocket connection is closed",
+        ),
         WsError::Capacity(c) => IoError::new(ErrorKind::InvalidData, format!("WebSocket: {c}")),
         other => IoError::other(format!("WebSocket: {other}")),
     }
@@ -251,7 +258,10 @@ impl std::io::Write for WsStream {
             self.push_pending()?;
         }
         let n = buf.len().min(MAX_OUT_FRAME);
-        match self.ws.write(tungstenite::Message::binary(buf[..n].to_vec())) {
+        match self
+            .ws
+            .write(tungstenite::Message::binary(buf[..n].to_vec()))
+        {
             Ok(()) => {}
             // tungstenite keeps the frame in its write buffer on a stream error.
             Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
