@@ -124,6 +124,8 @@ mod topic;
 mod types;
 
 pub use client::{Client, WeakClient};
+#[cfg(feature = "tls")]
+pub use native_tls;
 pub use error::*;
 pub use message::{Message, MessageInfo};
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};

@@ -75,11 +75,24 @@ fn make_ca(dir: &Path, name: &str, cn: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256", "-days", "3650",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"),
-            "-subj", &format!("/CN={cn}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-sha256",
+            "-days",
+            "3650",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-subj",
+            &format!("/CN={cn}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
 }
@@ -90,28 +103,65 @@ fn sign(dir: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
     std::fs::write(dir.join(&ext_file), ext).unwrap();
     openssl(
         dir,
-        &["req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={cn}")],
+        &[
+            "req",
+            "-new",
+            "-key",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
     );
     openssl(
         dir,
         &[
-            "x509", "-req", "-sha256", "-days", "365", "-in", &format!("{name}.csr"),
-            "-CA", &format!("{ca}.pem"), "-CAkey", &format!("{ca}.key"),
-            "-set_serial", &random_serial(), "-extfile", &ext_file, "-out", &format!("{name}.pem"),
+            "x509",
+            "-req",
+            "-sha256",
+            "-days",
+            "365",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-set_serial",
+            &random_serial(),
+            "-extfile",
+            &ext_file,
+            "-out",
+            &format!("{name}.pem"),
         ],
     );
 }
 
 fn rsa_key(dir: &Path, name: &str) {
     // OpenSSL 3 writes PKCS#8 ("BEGIN PRIVATE KEY").
-    openssl(dir, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &format!("{name}.key")]);
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &format!("{name}.key"),
+        ],
+    );
 }
 
-const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+const SERVER_EXT: &str =
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
 extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n";
-const WRONG_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+const WRONG_EXT: &str =
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
 extendedKeyUsage=serverAuth\nsubjectAltName=DNS:wrong.example\n";
-const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+const CLIENT_EXT: &str =
+    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
 extendedKeyUsage=clientAuth\n";
 
 impl Certs {
@@ -126,12 +176,30 @@ impl Certs {
         sign(d, "ca", "wrong-host", "wrong.example", WRONG_EXT);
         rsa_key(d, "client");
         sign(d, "ca", "client", "test-client", CLIENT_EXT);
-        openssl(d, &["rsa", "-in", "client.key", "-traditional", "-out", "client-pkcs1.key"]);
         openssl(
             d,
             &[
-                "pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in", "client.key", "-passout",
-                &format!("pass:{KEY_PASSWORD}"), "-out", "client-encrypted.key",
+                "rsa",
+                "-in",
+                "client.key",
+                "-traditional",
+                "-out",
+                "client-pkcs1.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+                "client.key",
+                "-passout",
+                &format!("pass:{KEY_PASSWORD}"),
+                "-out",
+                "client-encrypted.key",
             ],
         );
         let combined = format!(
@@ -140,7 +208,18 @@ impl Certs {
             std::fs::read_to_string(d.join("client-pkcs1.key")).unwrap()
         );
         std::fs::write(d.join("client-combined.pem"), combined).unwrap();
-        openssl(d, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "client-ec.key"]);
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "client-ec.key",
+            ],
+        );
         sign(d, "ca", "client-ec", "test-client-ec", CLIENT_EXT);
         let p = |n: &str| d.join(n);
         let certs = Certs {
@@ -176,11 +255,17 @@ impl Certs {
         static CERTS: OnceLock<(tempfile::TempDir, Certs)> = OnceLock::new();
         &CERTS
             .get_or_init(|| {
-                let root = option_env!("CARGO_TARGET_TMPDIR").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+                let root = option_env!("CARGO_TARGET_TMPDIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(std::env::temp_dir);
                 let _ = std::fs::create_dir_all(&root);
-                let dir = tempfile::Builder::new().prefix("certs-").tempdir_in(&root).expect("temp dir");
+                let dir = tempfile::Builder::new()
+                    .prefix("certs-")
+                    .tempdir_in(&root)
+                    .expect("temp dir");
                 use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
+                let _ =
+                    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755));
                 let certs = Certs::generate(dir.path());
                 (dir, certs)
             })
@@ -189,19 +274,46 @@ impl Certs {
 
     fn files(&self) -> [&Path; 15] {
         [
-            &self.ca, &self.ca_key, &self.server_cert, &self.server_key, &self.wrong_host_cert,
-            &self.wrong_host_key, &self.client_cert, &self.client_key, &self.client_key_pkcs1,
-            &self.client_key_encrypted, &self.client_combined, &self.client_ec_cert,
-            &self.client_ec_key, &self.other_ca, &self.other_ca_key,
+            &self.ca,
+            &self.ca_key,
+            &self.server_cert,
+            &self.server_key,
+            &self.wrong_host_cert,
+            &self.wrong_host_key,
+            &self.client_cert,
+            &self.client_key,
+            &self.client_key_pkcs1,
+            &self.client_key_encrypted,
+            &self.client_combined,
+            &self.client_ec_cert,
+            &self.client_ec_key,
+            &self.other_ca,
+            &self.other_ca_key,
         ]
     }
 
     fn check_formats(&self) {
-        let first_line = |p: &Path| std::fs::read_to_string(p).unwrap().lines().next().unwrap_or("").to_string();
+        let first_line = |p: &Path| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        };
         assert_eq!(first_line(&self.client_key), "-----BEGIN PRIVATE KEY-----");
-        assert_eq!(first_line(&self.client_key_pkcs1), "-----BEGIN RSA PRIVATE KEY-----");
-        assert_eq!(first_line(&self.client_key_encrypted), "-----BEGIN ENCRYPTED PRIVATE KEY-----");
-        assert_eq!(first_line(&self.client_ec_key), "-----BEGIN EC PRIVATE KEY-----");
+        assert_eq!(
+            first_line(&self.client_key_pkcs1),
+            "-----BEGIN RSA PRIVATE KEY-----"
+        );
+        assert_eq!(
+            first_line(&self.client_key_encrypted),
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+        );
+        assert_eq!(
+            first_line(&self.client_ec_key),
+            "-----BEGIN EC PRIVATE KEY-----"
+        );
     }
 
     /// mosquitto listener lines for TLS with `cert`/`key` as the server identity, trusting

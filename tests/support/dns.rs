@@ -29,7 +29,13 @@ pub struct Srv {
 
 impl Srv {
     pub fn new(name: &str, target: &str, port: u16, priority: u16, weight: u16) -> Srv {
-        Srv { name: name.into(), target: target.into(), port, priority, weight }
+        Srv {
+            name: name.into(),
+            target: target.into(),
+            port,
+            priority,
+            weight,
+        }
     }
 }
 
@@ -98,9 +104,13 @@ impl Dnsmasq {
             cmd.arg(format!("--local=/{}/", d.trim_matches('.')));
         }
         for r in records {
-            cmd.arg(format!("--srv-host={},{},{},{},{}", r.name, r.target, r.port, r.priority, r.weight));
+            cmd.arg(format!(
+                "--srv-host={},{},{},{},{}",
+                r.name, r.target, r.port, r.priority, r.weight
+            ));
         }
-        let out = std::fs::File::create(dir.path().join("dnsmasq.out")).map_err(|e| e.to_string())?;
+        let out =
+            std::fs::File::create(dir.path().join("dnsmasq.out")).map_err(|e| e.to_string())?;
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone().map_err(|e| e.to_string())?)
@@ -110,10 +120,12 @@ impl Dnsmasq {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let until = Instant::now() + READY_TIMEOUT;
         let sock = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                let out = std::fs::read_to_string(dir.path().join("dnsmasq.out")).unwrap_or_default();
+                let out =
+                    std::fs::read_to_string(dir.path().join("dnsmasq.out")).unwrap_or_default();
                 return Err(format!("dnsmasq exited with {status}: {out}"));
             }
             let _ = sock.send_to(&query("ready.invalid"), addr);

@@ -16,7 +16,9 @@
 pub mod bytes;
 pub mod certs;
 pub mod corpus;
+pub mod dns;
 pub mod mosquitto;
+pub mod proxies;
 pub mod scripted;
 pub mod wait;
 

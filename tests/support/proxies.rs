@@ -50,7 +50,11 @@ pub struct Proxy {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn running_as_root() -> bool {
@@ -154,7 +158,13 @@ impl Proxy {
                 username: auth.map(|a| a.0.to_string()),
                 password: auth.map(|a| a.1.to_string()),
             };
-            let mut px = Proxy { child, spec, log: dir.path().join("proxy.log"), dir, name };
+            let mut px = Proxy {
+                child,
+                spec,
+                log: dir.path().join("proxy.log"),
+                dir,
+                name,
+            };
             match px.wait_ready() {
                 Ok(()) => return px,
                 Err(e) => last = e,
@@ -167,13 +177,22 @@ impl Proxy {
         let until = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("{} exited with {status}: {}", self.name, self.output()));
+                return Err(format!(
+                    "{} exited with {status}: {}",
+                    self.name,
+                    self.output()
+                ));
             }
             if TcpStream::connect(self.addr()).is_ok() {
                 return Ok(());
             }
             if Instant::now() > until {
-                return Err(format!("{} does not listen on {}: {}", self.name, self.addr(), self.output()));
+                return Err(format!(
+                    "{} does not listen on {}: {}",
+                    self.name,
+                    self.addr(),
+                    self.output()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -211,7 +230,9 @@ impl Drop for Proxy {
         // The child leads its own process group (process_group(0)): end the group, which
         // holds only this proxy and the helpers it forked.
         let pgid = self.child.id();
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
