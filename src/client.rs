@@ -79,7 +79,7 @@ enum CEvent {
     Disconnected {
         flags: DisconnectFlags,
         rc: ReasonCode,
-        props: Properties,
+        props: Box<Properties>,
     },
     ConnectFail(Error),
     SocketOpen(RawFd),
@@ -558,7 +558,7 @@ impl Inner {
                 Some(CEvent::Disconnected {
                     flags,
                     rc: ReasonCode::SUCCESS,
-                    props: Properties::default(),
+                    props: Box::default(),
                 }),
                 None,
             ),
@@ -579,7 +579,7 @@ impl Inner {
                 Some(CEvent::Disconnected {
                     flags,
                     rc,
-                    props: Properties::default(),
+                    props: Box::default(),
                 }),
                 Some(Error::ConnectionRefused(rc)),
             ),
@@ -593,7 +593,7 @@ impl Inner {
                     Some(CEvent::Disconnected {
                         flags,
                         rc: ReasonCode::KEEP_ALIVE_TIMEOUT,
-                        props: Properties::default(),
+                        props: Box::default(),
                     }),
                     Some(Error::Keepalive),
                 )
@@ -608,7 +608,7 @@ impl Inner {
                         Some(CEvent::Disconnected {
                             flags,
                             rc: ReasonCode::UNSPECIFIED_ERROR,
-                            props: Properties::default(),
+                            props: Box::default(),
                         }),
                         Some(err),
                     )
@@ -621,7 +621,7 @@ impl Inner {
                         Some(CEvent::Disconnected {
                             flags,
                             rc: ReasonCode::SUCCESS,
-                            props: Properties::default(),
+                            props: Box::default(),
                         }),
                         None,
                     )
@@ -634,7 +634,7 @@ impl Inner {
                         Some(CEvent::Disconnected {
                             flags,
                             rc: ReasonCode::UNSPECIFIED_ERROR,
-                            props: Properties::default(),
+                            props: Box::default(),
                         }),
                         Some(e),
                     )
@@ -1893,8 +1893,11 @@ impl Client {
         result
     }
 
-    /// Whether a `loop_forever`/`loop_start` loop should end now, and with what.
-    fn forever_exit(&self, retry_first: bool) -> Option<Result<()>> {
+    /// Whether a `loop_forever`/`loop_start` loop should end now, and with what. The
+    /// `loop_start` thread (`thread`) ends only on `loop_stop()` or when the client is
+    /// dropped: before the first connect, and after `disconnect()`, it waits idle for the next
+    /// `connect`/`connect_async`.
+    fn forever_exit(&self, retry_first: bool, thread: bool) -> Option<Result<()>> {
         let mut st = self.inner.lock();
         if st.shutdown {
             return Some(Ok(()));
@@ -1907,6 +1910,9 @@ impl Client {
             if !busy || now >= deadline {
                 return Some(Ok(()));
             }
+        }
+        if thread {
+            return None;
         }
         if st.conn.is_none() && !st.connecting {
             if !st.want_connected {
@@ -1977,7 +1983,7 @@ impl Client {
 
     fn run_forever(&self, retry_first: bool) -> Result<()> {
         loop {
-            if let Some(r) = self.forever_exit(retry_first) {
+            if let Some(r) = self.forever_exit(retry_first, false) {
                 return r;
             }
             // Long waits: the waker interrupts them for anything new.
@@ -2135,7 +2141,7 @@ fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
             user: tok,
             inner: inner.clone(),
         };
-        if client.forever_exit(true).is_some() {
+        if client.forever_exit(true, true).is_some() {
             break;
         }
         let prepared = client.prepare(Duration::from_secs(3600), Mode::Forever);

@@ -15,6 +15,8 @@ use crate::types::{ConnectFlags, LogLevel, Protocol, QoS, ReasonCode, SubscribeO
 use crate::{Error, Properties, Result};
 
 /// What the session tells the client to do or report.
+// `Message` is kept inline: boxing it would cost an allocation per received message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A CONNACK arrived (success or refusal).
@@ -50,7 +52,7 @@ pub(crate) enum Event {
 #[derive(Debug)]
 pub(crate) struct ServerDisconnect {
     pub reason: ReasonCode,
-    pub props: Properties,
+    pub props: Box<Properties>,
 }
 
 /// Why a connection must be closed, from the session's point of view.
@@ -257,10 +259,6 @@ impl Session {
         self.phase
     }
 
-    pub(crate) fn protocol(&self) -> Protocol {
-        self.cfg.protocol
-    }
-
     fn log(&mut self, level: LogLevel, f: impl FnOnce() -> String) {
         if self.cfg.log {
             self.logs.push((level, f()));
@@ -275,11 +273,6 @@ impl Session {
     /// Number of stored outgoing QoS 1/2 messages (in flight and queued).
     pub(crate) fn outgoing_len(&self) -> usize {
         self.outgoing.len()
-    }
-
-    /// QoS 1/2 messages sent and not yet completed on this connection.
-    pub(crate) fn inflight_len(&self) -> usize {
-        self.inflight
     }
 
     fn window(&self) -> usize {
@@ -812,7 +805,7 @@ impl Session {
                 }
                 Packet::Disconnect(d) if self.cfg.protocol.is_v5() => Err(Close::Server(ServerDisconnect {
                     reason: d.reason,
-                    props: d.properties,
+                    props: Box::new(d.properties),
                 })),
                 other => {
                     let name = other.name();
@@ -892,7 +885,7 @@ impl Session {
                 self.log(LogLevel::Debug, || format!("Received DISCONNECT {}", d.reason.0));
                 Err(Close::Server(ServerDisconnect {
                     reason: d.reason,
-                    props: d.properties,
+                    props: Box::new(d.properties),
                 }))
             }
             Packet::Auth(a) if self.cfg.protocol.is_v5() => {
@@ -1083,7 +1076,7 @@ impl Session {
         }
         self.inflight = 0;
         self.connection_closed();
-        self.in_use = Box::new(IdSet([0; 1024]));
+        *self.in_use = IdSet([0; 1024]);
         self.in_use_count = 0;
     }
 }

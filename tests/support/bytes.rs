@@ -81,7 +81,7 @@ fn parse_token(tok: &str, out: &mut Vec<u8>) -> Result<(), String> {
         'L' => out.extend_from_slice(&(number(u32::MAX as u64)? as u32).to_be_bytes()),
         'v' | 'r' => encode_varint(number(u64::MAX)?, out),
         _ => {
-            if tok.len() % 2 != 0 || !tok.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if !tok.len().is_multiple_of(2) || !tok.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
                     "token {tok:?} is neither hex bytes nor a known prefix (i H k m s L v r)"
                 ));

@@ -1,0 +1,120 @@
+//! Helpers shared by the example ports (included with `#[path = "common/mod.rs"] mod common;`).
+//!
+//! - [`Args`]: a tiny command-line parser (std only): `--name value`, `--name=value`, `-n value`,
+//!   flags, and positional arguments.
+//! - [`py_bytes`]: formats a payload as Python prints `str(msg.payload)` (`b'...'`), so the
+//!   output of a port can be compared with the output of the Python original.
+//! - [`rc_list`]: formats a list of reason codes as Paho prints `str(reason_code_list)`.
+#![allow(dead_code)]
+
+use std::str::FromStr;
+
+/// Parsed command line. `valued` lists the options that take a value (all spellings).
+pub struct Args {
+    opts: Vec<(String, Option<String>)>,
+    positional: Vec<String>,
+}
+
+impl Args {
+    /// Parses `std::env::args()`; options listed in `valued` take the next argument as value.
+    pub fn parse(valued: &[&str]) -> Args {
+        Args::parse_from(std::env::args().skip(1), valued)
+    }
+
+    /// Parses the given arguments (see [`Args::parse`]).
+    pub fn parse_from(args: impl IntoIterator<Item = String>, valued: &[&str]) -> Args {
+        let mut opts = Vec::new();
+        let mut positional = Vec::new();
+        let mut it = args.into_iter();
+        while let Some(a) = it.next() {
+            let is_number = a.len() > 1 && a[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.');
+            if a == "--" {
+                positional.extend(it.by_ref());
+            } else if a.starts_with('-') && a.len() > 1 && !is_number {
+                if let Some((name, value)) = a.split_once('=') {
+                    opts.push((name.to_string(), Some(value.to_string())));
+                } else if valued.contains(&a.as_str()) {
+                    let v = it.next().unwrap_or_else(|| usage_error(&format!("{a} needs a value")));
+                    opts.push((a, Some(v)));
+                } else {
+                    opts.push((a, None));
+                }
+            } else {
+                positional.push(a);
+            }
+        }
+        Args { opts, positional }
+    }
+
+    /// The last value given for any of `names`.
+    pub fn value(&self, names: &[&str]) -> Option<String> {
+        self.opts
+            .iter()
+            .rev()
+            .find(|(n, _)| names.contains(&n.as_str()))
+            .and_then(|(_, v)| v.clone())
+    }
+
+    /// The value of `names` parsed as `T`, or `default`.
+    pub fn get<T: FromStr>(&self, names: &[&str], default: T) -> T {
+        self.opt(names).unwrap_or(default)
+    }
+
+    /// The value of `names` parsed as `T`, if given.
+    pub fn opt<T: FromStr>(&self, names: &[&str]) -> Option<T> {
+        self.value(names).map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| usage_error(&format!("bad value {v:?} for {}", names[0])))
+        })
+    }
+
+    /// Whether any of `names` was given (as a flag).
+    pub fn flag(&self, names: &[&str]) -> bool {
+        self.opts.iter().any(|(n, _)| names.contains(&n.as_str()))
+    }
+
+    /// The arguments that are not options.
+    pub fn positional(&self) -> &[String] {
+        &self.positional
+    }
+
+    /// `--host` (default `localhost`).
+    pub fn host(&self) -> String {
+        self.value(&["--host"]).unwrap_or_else(|| "localhost".to_string())
+    }
+
+    /// `--port` (default 1883).
+    pub fn port(&self) -> u16 {
+        self.get(&["--port"], 1883)
+    }
+}
+
+/// Prints `msg` and exits with status 2 (as argparse / getopt do).
+pub fn usage_error(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    std::process::exit(2)
+}
+
+/// `bytes` as Python's `str(b)`: `b'...'` with `\xNN`, `\n`, `\r`, `\t`, `\\` and `\'` escapes.
+pub fn py_bytes(bytes: &[u8]) -> String {
+    let mut s = String::from("b'");
+    for &b in bytes {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\'' => s.push_str("\\'"),
+            b'\n' => s.push_str("\\n"),
+            b'\r' => s.push_str("\\r"),
+            b'\t' => s.push_str("\\t"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s.push('\'');
+    s
+}
+
+/// A reason code list as `[Granted QoS 0, ...]`.
+pub fn rc_list(rcs: &[mqtt_sync::ReasonCode]) -> String {
+    let names: Vec<String> = rcs.iter().map(|rc| rc.to_string()).collect();
+    format!("[{}]", names.join(", "))
+}

@@ -1,0 +1,387 @@
+mod support;
+
+// Persistent sessions against a real mosquitto: clean_session(false) for MQTT 3.x,
+// CleanStart::Never plus Session Expiry Interval for MQTT 5.
+
+use std::time::Duration;
+
+use mqtt_sync::{
+    CleanStart, Client, ConnectFlags, ConnectOptions, DisconnectFlags, Message, Properties,
+    Protocol, QoS, ReasonCode,
+};
+use support::{Events, Mosquitto, T};
+
+// ---- shared helpers (each test file is its own crate, so they are repeated per file) ----
+
+/// Every event a test may wait for, one channel per kind so waiting for one kind never
+/// discards another.
+struct Probe {
+    conn: Events<(ConnectFlags, ReasonCode, Properties)>,
+    disc: Events<(DisconnectFlags, ReasonCode)>,
+    msgs: Events<Message>,
+    pubs: Events<(u16, ReasonCode)>,
+    subs: Events<(u16, Vec<ReasonCode>)>,
+}
+
+impl Probe {
+    /// Installs on_connect / on_disconnect / on_message / on_publish / on_subscribe on `c`.
+    fn attach(c: &Client) -> Probe {
+        let p = Probe {
+            conn: Events::new(),
+            disc: Events::new(),
+            msgs: Events::new(),
+            pubs: Events::new(),
+            subs: Events::new(),
+        };
+        let tx = p.conn.sender();
+        c.on_connect(move |_, f, rc, props| {
+            let _ = tx.send((f, rc, props.clone()));
+        });
+        let tx = p.disc.sender();
+        c.on_disconnect(move |_, f, rc, _| {
+            let _ = tx.send((f, rc));
+        });
+        let tx = p.msgs.sender();
+        c.on_message(move |_, m| {
+            let _ = tx.send(m.clone());
+        });
+        let tx = p.pubs.sender();
+        c.on_publish(move |_, mid, rc, _| {
+            let _ = tx.send((mid, rc));
+        });
+        let tx = p.subs.sender();
+        c.on_subscribe(move |_, mid, rcs, _| {
+            let _ = tx.send((mid, rcs.to_vec()));
+        });
+        p
+    }
+
+    /// Waits for a successful CONNACK; returns its flags.
+    #[track_caller]
+    fn connected(&self) -> ConnectFlags {
+        let (f, rc, _) = self.conn.wait(T);
+        assert_eq!(rc, ReasonCode::SUCCESS, "connection refused: {rc}");
+        f
+    }
+
+    /// Waits for the SUBACK of `mid`; returns its reason codes.
+    #[track_caller]
+    fn suback(&self, mid: u16) -> Vec<ReasonCode> {
+        self.subs.wait_for(T, |(m, _)| *m == mid).1
+    }
+
+    /// The next message.
+    #[track_caller]
+    fn msg(&self) -> Message {
+        self.msgs.wait(T)
+    }
+}
+
+fn client(proto: Protocol, id: &str) -> Client {
+    let c = Client::builder()
+        .client_id(id)
+        .protocol(proto)
+        .build()
+        .expect("build client");
+    c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
+        .unwrap();
+    c
+}
+
+/// A client with a probe, connected with `loop_start`.
+#[track_caller]
+fn started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, Probe) {
+    let c = client(proto, id);
+    let p = Probe::attach(&c);
+    c.connect(broker.host(), broker.port(), 60)
+        .expect("connect");
+    c.loop_start().expect("loop_start");
+    p.connected();
+    (c, p)
+}
+
+/// Subscribes and waits for the SUBACK, asserting it granted `qos`.
+#[track_caller]
+fn sub(c: &Client, p: &Probe, filter: &str, qos: QoS) {
+    let mid = c.subscribe(filter, qos).expect("subscribe");
+    let rcs = p.suback(mid);
+    assert_eq!(rcs, vec![ReasonCode(qos as u8)], "SUBACK for {filter}");
+}
+
+/// Disconnects cleanly and stops the loop.
+fn finish(c: &Client) {
+    let _ = c.disconnect();
+    let _ = c.loop_stop();
+}
+
+/// One `#[test]` per protocol version for a fn taking a `Protocol`.
+macro_rules! per_protocol {
+    ($name:ident: $($v:ident => $p:expr),+) => {
+        mod $name {
+            use super::*;
+            $( #[test] fn $v() { super::$name($p) } )+
+        }
+    };
+    ($name:ident) => {
+        per_protocol!($name: v31 => Protocol::V31, v311 => Protocol::V311, v5 => Protocol::V5);
+    };
+    ($name:ident, no_v31) => {
+        per_protocol!($name: v311 => Protocol::V311, v5 => Protocol::V5);
+    };
+}
+
+/// A short tag for ids and topics (MQTT 3.1 ids must be at most 23 characters).
+fn tag(proto: Protocol) -> &'static str {
+    match proto {
+        Protocol::V31 => "31",
+        Protocol::V311 => "311",
+        Protocol::V5 => "5",
+    }
+}
+// ---- end of shared helpers ----
+
+/// A persistent-session client for `proto`: clean_session(false) for MQTT 3.x,
+/// CleanStart::Never + Session Expiry Interval for MQTT 5. Returns the client and the
+/// ConnectOptions to (re)connect with.
+fn persistent(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, ConnectOptions) {
+    let c = if proto == Protocol::V5 {
+        client(proto, id)
+    } else {
+        let c = Client::builder()
+            .client_id(id)
+            .protocol(proto)
+            .clean_session(false)
+            .build()
+            .unwrap();
+        c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
+            .unwrap();
+        c
+    };
+    let mut opts = ConnectOptions {
+        port: broker.port(),
+        ..ConnectOptions::new(broker.host())
+    };
+    if proto == Protocol::V5 {
+        opts.clean_start = CleanStart::Never;
+        opts.properties = Some(Properties {
+            session_expiry_interval: Some(300),
+            ..Default::default()
+        });
+    }
+    (c, opts)
+}
+
+/// MQTT 3.1's CONNACK has no session-present flag (mosquitto logs "Sending CONNACK to id
+/// (0, 0)" for a resumed 3.1 session): the session is still resumed, only the flag is absent.
+fn has_session_flag(proto: Protocol) -> bool {
+    proto != Protocol::V31
+}
+
+/// Ensures no session is left from anything before (a clean first connection), then
+/// subscribes at QoS 1/2, disconnects, has messages published while offline, reconnects
+/// with the same client object: session_present is true and every message arrives.
+fn persistent_session_same_client(proto: Protocol) {
+    let broker = Mosquitto::start();
+    let t = tag(proto);
+    let id = format!("ps-{t}");
+    let (c, opts) = persistent(&broker, proto, &id);
+    let p = Probe::attach(&c);
+    c.connect_with(opts.clone()).unwrap();
+    c.loop_start().unwrap();
+    let flags = p.connected();
+    assert!(!flags.session_present, "first connection has no session");
+    sub(&c, &p, &format!("ps/{t}/q1"), QoS::AtLeastOnce);
+    sub(&c, &p, &format!("ps/{t}/q2"), QoS::ExactlyOnce);
+    let mark = broker.log_mark();
+    c.disconnect().unwrap();
+    p.disc.wait(T);
+    c.loop_stop().unwrap();
+    broker.wait_for_log_after(mark, &format!("Client {id} disconnected"), T);
+
+    let (publisher, _pp) = started(&broker, proto, &format!("pp-{t}"));
+    let n = 10;
+    for i in 0..n {
+        publisher
+            .publish(
+                &format!("ps/{t}/q1"),
+                format!("a{i}"),
+                QoS::AtLeastOnce,
+                false,
+            )
+            .unwrap();
+        publisher
+            .publish(
+                &format!("ps/{t}/q2"),
+                format!("b{i}"),
+                QoS::ExactlyOnce,
+                false,
+            )
+            .unwrap()
+            .wait_for_publish(Some(T))
+            .unwrap();
+    }
+    // QoS 0 to a QoS 1 subscription of an offline client is not queued by mosquitto
+    // (queue_qos0_messages false): published only to check it is not delivered later.
+    publisher
+        .publish(&format!("ps/{t}/q1"), "zero", QoS::AtMostOnce, false)
+        .unwrap()
+        .wait_for_publish(Some(T))
+        .unwrap();
+
+    c.connect_with(opts).unwrap();
+    c.loop_start().unwrap();
+    let flags = p.connected();
+    assert_eq!(
+        flags.session_present,
+        has_session_flag(proto),
+        "the session must be resumed"
+    );
+    let mut q1 = Vec::new();
+    let mut q2 = Vec::new();
+    while q1.len() + q2.len() < 2 * n {
+        let m = p.msg();
+        let s = String::from_utf8(m.payload().to_vec()).unwrap();
+        match m.qos() {
+            QoS::AtLeastOnce => q1.push(s),
+            QoS::ExactlyOnce => q2.push(s),
+            QoS::AtMostOnce => panic!("unexpected QoS 0 message {s}"),
+        }
+    }
+    let want = |p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
+    assert_eq!(q1, want("a"), "QoS 1 in order, none lost");
+    assert_eq!(q2, want("b"), "QoS 2 in order, exactly once");
+    p.msgs.assert_none_within(Duration::from_millis(200));
+    finish(&publisher);
+    finish(&c);
+}
+per_protocol!(persistent_session_same_client);
+
+/// The same with a brand-new Client object (a restarted process) on the same id, and the
+/// subscription made once only: the resumed session keeps it.
+fn persistent_session_new_client_object(proto: Protocol) {
+    let broker = Mosquitto::start();
+    let t = tag(proto);
+    let id = format!("pn-{t}");
+    {
+        let (c, opts) = persistent(&broker, proto, &id);
+        let p = Probe::attach(&c);
+        c.connect_with(opts).unwrap();
+        c.loop_start().unwrap();
+        assert!(!p.connected().session_present);
+        sub(&c, &p, &format!("pn/{t}/#"), QoS::ExactlyOnce);
+        c.disconnect().unwrap();
+        c.loop_stop().unwrap();
+    }
+    let (publisher, _pp) = started(&broker, proto, &format!("pnp-{t}"));
+    publisher
+        .publish(&format!("pn/{t}/x"), "while away", QoS::ExactlyOnce, false)
+        .unwrap()
+        .wait_for_publish(Some(T))
+        .unwrap();
+
+    let (c, opts) = persistent(&broker, proto, &id);
+    let p = Probe::attach(&c);
+    c.connect_with(opts).unwrap();
+    c.loop_start().unwrap();
+    assert_eq!(p.connected().session_present, has_session_flag(proto));
+    let m = p.msg();
+    assert_eq!(m.topic(), format!("pn/{t}/x"));
+    assert_eq!(m.payload(), b"while away");
+    assert_eq!(m.qos(), QoS::ExactlyOnce);
+    // Live messages keep flowing on the resumed subscription.
+    publisher
+        .publish(&format!("pn/{t}/y"), "live", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(p.msg().payload(), b"live");
+    finish(&publisher);
+    finish(&c);
+}
+per_protocol!(persistent_session_new_client_object);
+
+/// A clean session (the default) discards the subscription: after reconnecting,
+/// session_present is false and offline messages are not delivered.
+fn clean_session_discards(proto: Protocol) {
+    let broker = Mosquitto::start();
+    let t = tag(proto);
+    let id = format!("cs-{t}");
+    let (c, p) = started(&broker, proto, &id);
+    sub(&c, &p, &format!("cs/{t}/#"), QoS::AtLeastOnce);
+    c.disconnect().unwrap();
+    p.disc.wait(T);
+    c.loop_stop().unwrap();
+    let (publisher, _pp) = started(&broker, proto, &format!("csp-{t}"));
+    publisher
+        .publish(&format!("cs/{t}/x"), "lost", QoS::AtLeastOnce, false)
+        .unwrap()
+        .wait_for_publish(Some(T))
+        .unwrap();
+    if proto == Protocol::V5 {
+        // CleanStart::FirstOnly: only the first connect of this client object is clean, so
+        // make a fresh one (default session expiry 0: the session ended at disconnect).
+        drop(c);
+        let (c2, p2) = started(&broker, proto, &id);
+        let _ = p2.conn.try_recv();
+        p2.msgs.assert_none_within(Duration::from_millis(300));
+        finish(&c2);
+    } else {
+        c.connect(broker.host(), broker.port(), 60).unwrap();
+        c.loop_start().unwrap();
+        assert!(!p.connected().session_present);
+        p.msgs.assert_none_within(Duration::from_millis(300));
+        finish(&c);
+    }
+    finish(&publisher);
+}
+per_protocol!(clean_session_discards);
+
+/// v5: Session Expiry Interval 0 with CleanStart::Never: the session ends at disconnect, so
+/// the next connection has no session.
+#[test]
+fn v5_session_expiry_zero_ends_session() {
+    let broker = Mosquitto::start();
+    let c = client(Protocol::V5, "se0");
+    let p = Probe::attach(&c);
+    let opts = ConnectOptions {
+        port: broker.port(),
+        clean_start: CleanStart::Never,
+        ..ConnectOptions::new(broker.host())
+    };
+    c.connect_with(opts.clone()).unwrap();
+    c.loop_start().unwrap();
+    assert!(!p.connected().session_present);
+    sub(&c, &p, "se0/#", QoS::AtLeastOnce);
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+    c.connect_with(opts).unwrap();
+    c.loop_start().unwrap();
+    assert!(!p.connected().session_present);
+    finish(&c);
+}
+
+/// v5: CleanStart::FirstOnly (the default) with a session expiry: the first connection is
+/// clean, a reconnect of the same object resumes the session.
+#[test]
+fn v5_clean_start_first_only_resumes_on_reconnect() {
+    let broker = Mosquitto::start();
+    let c = client(Protocol::V5, "fo");
+    let p = Probe::attach(&c);
+    let opts = ConnectOptions {
+        port: broker.port(),
+        properties: Some(Properties {
+            session_expiry_interval: Some(60),
+            ..Default::default()
+        }),
+        ..ConnectOptions::new(broker.host())
+    };
+    c.connect_with(opts).unwrap();
+    c.loop_start().unwrap();
+    assert!(!p.connected().session_present);
+    sub(&c, &p, "fo/#", QoS::AtLeastOnce);
+    // reconnect() from outside: the loop thread sees the new connection.
+    c.reconnect().unwrap();
+    assert!(
+        p.connected().session_present,
+        "FirstOnly: only the first connect is clean"
+    );
+    finish(&c);
+}

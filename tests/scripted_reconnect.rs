@@ -1,0 +1,757 @@
+mod support;
+// Lost connections, reconnect with backoff, resend after CONNACK, offline rules, DISCONNECT.
+/// Helpers shared (by copy) between the scripted_* test files.
+#[allow(dead_code, unused_imports)]
+mod h {
+    // ---------------------------------------------------------------------------------------
+    // Helpers shared (by copy) between the scripted_* test files.
+
+    pub(crate) use std::sync::{Arc, Mutex};
+    pub(crate) use std::time::{Duration, Instant};
+
+    pub(crate) use crate::support::bytes::{
+        assert_bytes_eq, encode_varint, hex, mqtt_bin, mqtt_str,
+    };
+    pub(crate) use crate::support::scripted::{self as s, ScriptedBroker, ScriptedConn};
+    pub(crate) use crate::support::{Events, T};
+    pub(crate) use mqtt_sync::{
+        CleanStart, Client, ConnectOptions, Error, LogLevel, Properties, Protocol, QoS, ReasonCode,
+        RetainHandling, SubscribeOptions,
+    };
+
+    pub(crate) const HOST: &str = "127.0.0.1";
+    /// How long an absence is checked for.
+    pub(crate) const QUIET: Duration = Duration::from_millis(300);
+
+    #[derive(Debug, Clone, PartialEq)]
+    #[allow(clippy::large_enum_variant)]
+    pub(crate) enum Ev {
+        Connect {
+            rc: u8,
+            session_present: bool,
+        },
+        ConnectFail(String),
+        Disconnect {
+            rc: u8,
+            from_server: bool,
+            props: Properties,
+        },
+        Publish {
+            mid: u16,
+            rc: u8,
+        },
+        Subscribe {
+            mid: u16,
+            rcs: Vec<u8>,
+        },
+        Unsubscribe {
+            mid: u16,
+            rcs: Vec<u8>,
+        },
+        Message {
+            topic: String,
+            payload: Vec<u8>,
+            qos: u8,
+            dup: bool,
+            retain: bool,
+            mid: u16,
+        },
+    }
+
+    /// Installs every callback of interest, reporting to one event channel.
+    pub(crate) fn hook(c: &Client) -> Events<Ev> {
+        let ev = Events::new();
+        let tx = ev.sender();
+        c.on_connect(move |_c, f, rc, _p| {
+            let _ = tx.send(Ev::Connect {
+                rc: rc.value(),
+                session_present: f.session_present,
+            });
+        });
+        let tx = ev.sender();
+        c.on_connect_fail(move |_c, e| {
+            let _ = tx.send(Ev::ConnectFail(format!("{e:?}")));
+        });
+        let tx = ev.sender();
+        c.on_disconnect(move |_c, f, rc, p| {
+            let _ = tx.send(Ev::Disconnect {
+                rc: rc.value(),
+                from_server: f.is_disconnect_packet_from_server,
+                props: p.clone(),
+            });
+        });
+        let tx = ev.sender();
+        c.on_publish(move |_c, mid, rc, _p| {
+            let _ = tx.send(Ev::Publish {
+                mid,
+                rc: rc.value(),
+            });
+        });
+        let tx = ev.sender();
+        c.on_subscribe(move |_c, mid, rcs, _p| {
+            let _ = tx.send(Ev::Subscribe {
+                mid,
+                rcs: rcs.iter().map(|r| r.value()).collect(),
+            });
+        });
+        let tx = ev.sender();
+        c.on_unsubscribe(move |_c, mid, rcs, _p| {
+            let _ = tx.send(Ev::Unsubscribe {
+                mid,
+                rcs: rcs.iter().map(|r| r.value()).collect(),
+            });
+        });
+        let tx = ev.sender();
+        c.on_message(move |_c, m| {
+            let _ = tx.send(Ev::Message {
+                topic: m.topic().to_string(),
+                payload: m.payload().to_vec(),
+                qos: m.qos() as u8,
+                dup: m.dup(),
+                retain: m.retain(),
+                mid: m.mid(),
+            });
+        });
+        ev
+    }
+
+    pub(crate) fn v311(id: &str) -> Client {
+        Client::new(id)
+    }
+
+    pub(crate) fn v5(id: &str) -> Client {
+        Client::builder()
+            .client_id(id)
+            .protocol(Protocol::V5)
+            .build()
+            .unwrap()
+    }
+
+    pub(crate) fn fast_reconnect(c: &Client) {
+        c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(200))
+            .unwrap();
+    }
+
+    /// The next on_connect event.
+    #[track_caller]
+    pub(crate) fn wait_connect(ev: &Events<Ev>) -> Ev {
+        ev.wait_for(T, |e| matches!(e, Ev::Connect { .. }))
+    }
+
+    /// Accepts a connection, reads CONNECT (returned), answers `connack`, waits for on_connect.
+    #[track_caller]
+    pub(crate) fn accept_connack(
+        broker: &ScriptedBroker,
+        ev: &Events<Ev>,
+        connack: &[u8],
+    ) -> (ScriptedConn, Vec<u8>) {
+        let mut conn = broker.accept(T);
+        let connect = conn.read_packet(T);
+        assert_eq!(
+            connect[0],
+            0x10,
+            "expected CONNECT, got [{}]",
+            hex(&connect)
+        );
+        conn.send(connack);
+        let e = wait_connect(ev);
+        assert!(matches!(e, Ev::Connect { rc: 0, .. }), "{e:?}");
+        (conn, connect)
+    }
+
+    pub(crate) fn ok_connack(c: &Client) -> Vec<u8> {
+        if c.protocol() == Protocol::V5 {
+            s::connack_v5(false, 0, &[])
+        } else {
+            s::connack(false, 0)
+        }
+    }
+
+    /// connect() + loop_start(), CONNACK success; returns the broker side.
+    #[track_caller]
+    pub(crate) fn start(
+        broker: &ScriptedBroker,
+        c: &Client,
+        ev: &Events<Ev>,
+        keepalive: u16,
+    ) -> ScriptedConn {
+        c.connect(HOST, broker.port(), keepalive).unwrap();
+        c.loop_start().unwrap();
+        accept_connack(broker, ev, &ok_connack(c)).0
+    }
+
+    // ----- MQTT 5 property encoders (the property list without its length)
+    pub(crate) fn p_u8(id: u8, v: u8) -> Vec<u8> {
+        vec![id, v]
+    }
+    pub(crate) fn p_u16(id: u8, v: u16) -> Vec<u8> {
+        let mut b = vec![id];
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    }
+    pub(crate) fn p_u32(id: u8, v: u32) -> Vec<u8> {
+        let mut b = vec![id];
+        b.extend_from_slice(&v.to_be_bytes());
+        b
+    }
+    pub(crate) fn p_var(id: u8, v: u64) -> Vec<u8> {
+        let mut b = vec![id];
+        encode_varint(v, &mut b);
+        b
+    }
+    pub(crate) fn p_str(id: u8, v: &str) -> Vec<u8> {
+        let mut b = vec![id];
+        b.extend_from_slice(&mqtt_str(v));
+        b
+    }
+    pub(crate) fn p_pair(k: &str, v: &str) -> Vec<u8> {
+        let mut b = vec![0x26];
+        b.extend_from_slice(&mqtt_str(k));
+        b.extend_from_slice(&mqtt_str(v));
+        b
+    }
+    /// A property block with its length prefix.
+    pub(crate) fn props(parts: &[Vec<u8>]) -> Vec<u8> {
+        let body: Vec<u8> = parts.concat();
+        let mut b = Vec::new();
+        encode_varint(body.len() as u64, &mut b);
+        b.extend_from_slice(&body);
+        b
+    }
+
+    // ----- client packets, built by hand
+    pub(crate) fn subscribe_v3(pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        for (f, q) in filters {
+            body.extend_from_slice(&mqtt_str(f));
+            body.push(*q);
+        }
+        s::packet(0x82, &body)
+    }
+    pub(crate) fn subscribe_v5(pkid: u16, prop_block: &[u8], filters: &[(&str, u8)]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        body.extend_from_slice(prop_block);
+        for (f, o) in filters {
+            body.extend_from_slice(&mqtt_str(f));
+            body.push(*o);
+        }
+        s::packet(0x82, &body)
+    }
+    pub(crate) fn unsubscribe_v3(pkid: u16, filters: &[&str]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        for f in filters {
+            body.extend_from_slice(&mqtt_str(f));
+        }
+        s::packet(0xa2, &body)
+    }
+    pub(crate) fn unsubscribe_v5(pkid: u16, prop_block: &[u8], filters: &[&str]) -> Vec<u8> {
+        let mut body = pkid.to_be_bytes().to_vec();
+        body.extend_from_slice(prop_block);
+        for f in filters {
+            body.extend_from_slice(&mqtt_str(f));
+        }
+        s::packet(0xa2, &body)
+    }
+
+    /// A shared log of (level, line) from on_log.
+    pub(crate) fn capture_logs(c: &Client) -> Arc<Mutex<Vec<(LogLevel, String)>>> {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let l = logs.clone();
+        c.on_log(move |_c, level, line| l.lock().unwrap().push((level, line.to_string())));
+        logs
+    }
+
+    // ---------------------------------------------------------------------------------------
+}
+use h::*;
+
+fn persistent_v311(id: &str) -> Client {
+    let c = Client::builder()
+        .client_id(id)
+        .clean_session(false)
+        .build()
+        .unwrap();
+    fast_reconnect(&c);
+    c
+}
+
+fn count_disconnects(evs: &[Ev]) -> usize {
+    evs.iter()
+        .filter(|e| matches!(e, Ev::Disconnect { .. }))
+        .count()
+}
+
+#[test]
+fn drop_with_unacked_messages_resends_dup_and_pubrel_in_order() {
+    let broker = ScriptedBroker::bind();
+    let c = persistent_v311("resend");
+    c.reconnect_delay_set(Duration::from_millis(200), Duration::from_millis(400))
+        .unwrap();
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let i1 = c.publish("r/1", "one", QoS::AtLeastOnce, false).unwrap();
+    let i2 = c.publish("r/2", "two", QoS::ExactlyOnce, false).unwrap();
+    let i3 = c.publish("r/3", "three", QoS::ExactlyOnce, true).unwrap();
+    conn.expect_packet(&s::publish("r/1", b"one", 1, 1, false, false), T);
+    conn.expect_packet(&s::publish("r/2", b"two", 2, 2, false, false), T);
+    conn.expect_packet(&s::publish("r/3", b"three", 2, 3, true, false), T);
+    conn.send(&s::pubrec(3));
+    conn.expect_packet(&s::pubrel(3), T);
+    conn.close();
+    let dropped = Instant::now();
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert_eq!(
+        e,
+        Ev::Disconnect {
+            rc: 0x80,
+            from_server: false,
+            props: Properties::default()
+        }
+    );
+    let mut conn = broker.accept(T);
+    let waited = dropped.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150),
+        "reconnected after {waited:?}, before the minimum delay"
+    );
+    let connect = conn.read_packet(T);
+    assert_eq!(connect[0], 0x10);
+    conn.send(&s::connack(true, 0));
+    conn.expect_packet(&s::publish("r/1", b"one", 1, 1, false, true), T);
+    conn.expect_packet(&s::publish("r/2", b"two", 2, 2, false, true), T);
+    conn.expect_packet(&s::pubrel(3), T);
+    conn.expect_silence(QUIET);
+    conn.send(&s::puback(1));
+    conn.send(&s::pubrec(2));
+    conn.expect_packet(&s::pubrel(2), T);
+    conn.send(&s::pubcomp(2));
+    conn.send(&s::pubcomp(3));
+    for i in [&i1, &i2, &i3] {
+        i.wait_for_publish(Some(T)).unwrap();
+    }
+    // on_publish runs on the loop thread after the MessageInfo completes: collect them.
+    let mut evs = Vec::new();
+    while evs
+        .iter()
+        .filter(|e| matches!(e, Ev::Publish { .. }))
+        .count()
+        < 3
+    {
+        evs.push(ev.wait(T));
+    }
+    evs.extend(ev.drain());
+    assert_eq!(
+        count_disconnects(&evs),
+        0,
+        "on_disconnect reported more than once: {evs:?}"
+    );
+    let pubs: Vec<_> = evs
+        .iter()
+        .filter(|e| matches!(e, Ev::Publish { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(
+        pubs,
+        vec![
+            Ev::Publish { mid: 1, rc: 0 },
+            Ev::Publish { mid: 2, rc: 0 },
+            Ev::Publish { mid: 3, rc: 0 }
+        ]
+    );
+}
+
+#[test]
+fn resend_respects_inflight_window_and_drops_nothing() {
+    let broker = ScriptedBroker::bind();
+    let c = persistent_v311("resend-win");
+    c.max_inflight_messages_set(2).unwrap();
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let infos: Vec<_> = (1..=4)
+        .map(|i| {
+            c.publish("w", format!("{i}"), QoS::AtLeastOnce, false)
+                .unwrap()
+        })
+        .collect();
+    conn.expect_packet(&s::publish("w", b"1", 1, 1, false, false), T);
+    conn.expect_packet(&s::publish("w", b"2", 1, 2, false, false), T);
+    conn.expect_silence(Duration::from_millis(100));
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    // Published while offline: queued behind the others.
+    let i5 = c.publish("w", "5", QoS::AtLeastOnce, false).unwrap();
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(true, 0));
+    conn.expect_packet(&s::publish("w", b"1", 1, 1, false, true), T);
+    conn.expect_packet(&s::publish("w", b"2", 1, 2, false, true), T);
+    conn.expect_silence(QUIET);
+    conn.send(&s::puback(1));
+    conn.expect_packet(&s::publish("w", b"3", 1, 3, false, false), T);
+    conn.send(&s::puback(2));
+    conn.expect_packet(&s::publish("w", b"4", 1, 4, false, false), T);
+    conn.send(&s::puback(3));
+    conn.expect_packet(&s::publish("w", b"5", 1, i5.mid(), false, false), T);
+    conn.send(&s::puback(4));
+    conn.send(&s::puback(i5.mid()));
+    for i in infos.iter().chain([&i5]) {
+        i.wait_for_publish(Some(T)).unwrap();
+    }
+}
+
+#[test]
+fn offline_before_first_connect_rules() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("offline1");
+    let ev = hook(&c);
+    let i1 = c.publish("o", "q1", QoS::AtLeastOnce, false).unwrap();
+    let i2 = c.publish("o", "q2", QoS::ExactlyOnce, false).unwrap();
+    assert!(matches!(
+        c.publish("o", "q0", QoS::AtMostOnce, false),
+        Err(Error::NoConnection)
+    ));
+    assert!(matches!(
+        c.subscribe("o", QoS::AtMostOnce),
+        Err(Error::NoConnection)
+    ));
+    assert!(matches!(c.unsubscribe("o"), Err(Error::NoConnection)));
+    assert!(!i1.is_published());
+    // Another thread waits for the queued message.
+    let w = {
+        let i1 = i1.clone();
+        std::thread::spawn(move || i1.wait_for_publish(Some(T)))
+    };
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.expect_packet(&s::publish("o", b"q1", 1, i1.mid(), false, false), T);
+    conn.expect_packet(&s::publish("o", b"q2", 2, i2.mid(), false, false), T);
+    conn.send(&s::puback(i1.mid()));
+    w.join().unwrap().unwrap();
+    conn.send(&s::pubrec(i2.mid()));
+    conn.expect_packet(&s::pubrel(i2.mid()), T);
+    conn.send(&s::pubcomp(i2.mid()));
+    i2.wait_for_publish(Some(T)).unwrap();
+}
+
+#[test]
+fn offline_after_drop_queues_and_sends_after_connack() {
+    let broker = ScriptedBroker::bind();
+    let c = persistent_v311("offline2");
+    c.reconnect_delay_set(Duration::from_millis(300), Duration::from_millis(600))
+        .unwrap();
+    let ev = hook(&c);
+    let conn = start(&broker, &c, &ev, 60);
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert!(!c.is_connected());
+    let info = c.publish("o", "later", QoS::AtLeastOnce, false).unwrap();
+    assert!(matches!(
+        c.publish("o", "q0", QoS::AtMostOnce, false),
+        Err(Error::NoConnection)
+    ));
+    assert!(matches!(
+        c.subscribe("o", QoS::AtMostOnce),
+        Err(Error::NoConnection)
+    ));
+    assert!(matches!(c.unsubscribe("o"), Err(Error::NoConnection)));
+    let w = {
+        let info = info.clone();
+        std::thread::spawn(move || info.wait_for_publish(Some(T)))
+    };
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    // Nothing before CONNACK.
+    conn.expect_silence(Duration::from_millis(100));
+    conn.send(&s::connack(true, 0));
+    conn.expect_packet(&s::publish("o", b"later", 1, info.mid(), false, false), T);
+    conn.send(&s::puback(info.mid()));
+    w.join().unwrap().unwrap();
+}
+
+#[test]
+fn connack_timeout_reports_connect_fail_and_retries() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("cto");
+    fast_reconnect(&c);
+    c.connect_timeout_set(Duration::from_millis(400)).unwrap();
+    let ev = hook(&c);
+    c.connect(HOST, broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    let mut conn1 = broker.accept(T);
+    assert_eq!(conn1.read_packet(T)[0], 0x10);
+    let e = ev.wait(T);
+    assert!(
+        matches!(e, Ev::ConnectFail(_)),
+        "expected on_connect_fail first, got {e:?}"
+    );
+    conn1.expect_closed(T);
+    let (_conn2, _) = accept_connack(&broker, &ev, &s::connack(false, 0));
+    let evs = ev.drain();
+    assert_eq!(
+        count_disconnects(&evs),
+        0,
+        "on_disconnect after a CONNACK timeout: {evs:?}"
+    );
+}
+
+#[test]
+fn broker_v5_disconnect_reported_with_reason_and_properties() {
+    let broker = ScriptedBroker::bind();
+    let c = v5("srvdisc");
+    fast_reconnect(&c);
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::disconnect_v5(0x8B, &p_str(0x1F, "going down")));
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    let expected_props = Properties {
+        reason_string: Some("going down".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        e,
+        Ev::Disconnect {
+            rc: 0x8B,
+            from_server: true,
+            props: expected_props
+        }
+    );
+    conn.expect_closed(T);
+    // The loop reconnects.
+    let _conn2 = broker.accept(T);
+    let evs = ev.drain();
+    assert_eq!(count_disconnects(&evs), 0, "{evs:?}");
+}
+
+#[test]
+fn user_disconnect_sends_disconnect_and_reports_success() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("udisc");
+    fast_reconnect(&c);
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    c.disconnect().unwrap();
+    conn.expect_packet(&[0xe0, 0x00], T);
+    conn.expect_closed(T);
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert_eq!(
+        e,
+        Ev::Disconnect {
+            rc: 0,
+            from_server: false,
+            props: Properties::default()
+        }
+    );
+    broker.expect_no_connection(QUIET);
+    c.loop_stop().unwrap();
+}
+
+#[test]
+fn user_disconnect_v5_sends_short_disconnect() {
+    let broker = ScriptedBroker::bind();
+    let c = v5("udisc5");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    c.disconnect().unwrap();
+    let p = conn.read_packet(T);
+    // Reason 0 without properties may be sent short (e0 00) or as e0 01 00.
+    assert!(
+        p == [0xe0, 0x00] || p == [0xe0, 0x01, 0x00],
+        "DISCONNECT [{}]",
+        hex(&p)
+    );
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert_eq!(
+        e,
+        Ev::Disconnect {
+            rc: 0,
+            from_server: false,
+            props: Properties::default()
+        }
+    );
+}
+
+#[test]
+fn disconnect_while_offline_stops_reconnect_attempts() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("stop-reco");
+    c.reconnect_delay_set(Duration::from_millis(400), Duration::from_millis(400))
+        .unwrap();
+    let ev = hook(&c);
+    let conn = start(&broker, &c, &ev, 60);
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    let _ = c.disconnect();
+    broker.expect_no_connection(Duration::from_millis(1200));
+    c.loop_stop().unwrap();
+}
+
+#[test]
+fn reconnect_backoff_grows_while_connections_fail() {
+    // Each attempt is accepted and closed before CONNACK: on_connect_fail, then a longer wait.
+    let broker = ScriptedBroker::bind();
+    let c = v311("backoff");
+    c.reconnect_delay_set(Duration::from_millis(100), Duration::from_millis(400))
+        .unwrap();
+    let ev = hook(&c);
+    let conn = start(&broker, &c, &ev, 60);
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    let mut last = Instant::now();
+    let mut gaps = Vec::new();
+    for _ in 0..4 {
+        let mut conn = broker.accept(T);
+        gaps.push(last.elapsed());
+        conn.read_packet(T);
+        conn.close();
+        ev.wait_for(T, |e| matches!(e, Ev::ConnectFail(_)));
+        last = Instant::now();
+    }
+    // 100, 200, 400, 400 ms (the first gap is measured from the drop)
+    assert!(gaps[0] >= Duration::from_millis(80), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(170), "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(350), "{gaps:?}");
+    assert!(
+        gaps[3] >= Duration::from_millis(350) && gaps[3] < Duration::from_millis(1500),
+        "{gaps:?}"
+    );
+    let (_conn, _) = accept_connack(&broker, &ev, &s::connack(false, 0));
+}
+
+#[test]
+fn backoff_resets_after_successful_connack() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("backoff-reset");
+    c.reconnect_delay_set(Duration::from_millis(100), Duration::from_secs(2))
+        .unwrap();
+    let ev = hook(&c);
+    let conn = start(&broker, &c, &ev, 60);
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    // Two failed attempts: the delay grows to 400 ms.
+    for _ in 0..2 {
+        let mut conn = broker.accept(T);
+        conn.read_packet(T);
+        conn.close();
+        ev.wait_for(T, |e| matches!(e, Ev::ConnectFail(_)));
+    }
+    let (conn, _) = accept_connack(&broker, &ev, &s::connack(false, 0));
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    let t = Instant::now();
+    let _conn = broker.accept(T);
+    let gap = t.elapsed();
+    assert!(
+        gap < Duration::from_millis(350),
+        "backoff not reset after CONNACK: reconnected after {gap:?}"
+    );
+}
+
+#[test]
+
+fn loop_start_then_connect_async_connects_at_once() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("async");
+    c.reconnect_delay_set(Duration::from_secs(5), Duration::from_secs(10))
+        .unwrap();
+    let ev = hook(&c);
+    c.loop_start().unwrap();
+    c.connect_async(HOST, broker.port(), 60).unwrap();
+    let t = Instant::now();
+    let (_conn, _) = accept_connack(&broker, &ev, &s::connack(false, 0));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "connect_async waited {:?}",
+        t.elapsed()
+    );
+    assert!(c.is_connected());
+    c.loop_stop().unwrap();
+}
+
+#[test]
+
+fn loop_start_then_connect_works() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("start-first");
+    c.reconnect_delay_set(Duration::from_secs(5), Duration::from_secs(10))
+        .unwrap();
+    let ev = hook(&c);
+    c.loop_start().unwrap();
+    c.connect(HOST, broker.port(), 60).unwrap();
+    let (mut conn, _) = accept_connack(&broker, &ev, &s::connack(false, 0));
+    let i = c.publish("t", "x", QoS::AtLeastOnce, false).unwrap();
+    conn.expect_packet(&s::publish("t", b"x", 1, i.mid(), false, false), T);
+    c.loop_stop().unwrap();
+}
+
+#[test]
+fn session_present_reported_in_connect_flags() {
+    let broker = ScriptedBroker::bind();
+    let c = persistent_v311("sp");
+    let ev = hook(&c);
+    c.connect(HOST, broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(true, 0));
+    assert_eq!(
+        wait_connect(&ev),
+        Ev::Connect {
+            rc: 0,
+            session_present: true
+        }
+    );
+}
+
+/// An inbound QoS 2 message received (PUBREC sent) before a drop; after the reconnect the
+/// broker sends PUBREL. Returns whether on_message ran.
+fn inbound_qos2_across_reconnect(session_present: bool) -> bool {
+    let broker = ScriptedBroker::bind();
+    let c = persistent_v311("in-q2");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("in", b"kept", 2, 11, false, false));
+    conn.expect_packet(&s::pubrec(11), T);
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(session_present, 0));
+    wait_connect(&ev);
+    conn.send(&s::pubrel(11));
+    conn.expect_packet(&s::pubcomp(11), T);
+    let delivered = ev.recv_timeout(QUIET);
+    matches!(delivered, Some(Ev::Message { .. }))
+}
+
+#[test]
+fn inbound_qos2_store_kept_when_session_resumed() {
+    assert!(
+        inbound_qos2_across_reconnect(true),
+        "message lost although the session was resumed"
+    );
+}
+
+#[test]
+fn inbound_qos2_store_cleared_when_session_not_resumed() {
+    assert!(
+        !inbound_qos2_across_reconnect(false),
+        "message delivered from a session that was not resumed"
+    );
+}
+
+#[test]
+fn wait_for_publish_times_out() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("wto");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let i = c.publish("t", "x", QoS::AtLeastOnce, false).unwrap();
+    conn.read_packet(T);
+    let t = Instant::now();
+    assert!(matches!(
+        i.wait_for_publish(Some(Duration::from_millis(200))),
+        Err(Error::Timeout)
+    ));
+    assert!(t.elapsed() >= Duration::from_millis(190));
+    conn.send(&s::puback(i.mid()));
+    i.wait_for_publish(Some(T)).unwrap();
+}
