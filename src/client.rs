@@ -33,6 +33,10 @@ const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 const READ_CHUNK: usize = 64 * 1024;
 const READ_BUDGET: usize = 1024 * 1024;
+/// Publishes closer together than this count as a burst (see `publish_inner`).
+const BURST_GAP: Duration = Duration::from_micros(20);
+/// During a burst the publishing thread still writes once this much is pending.
+const BATCH_BYTES: usize = 64 * 1024;
 
 thread_local! {
     /// Depth of callback dispatch on this thread (no nested dispatch, no blocking waits).
@@ -164,6 +168,12 @@ struct State {
     stop_deadline: Option<Instant>,
     space_waiters: usize,
     shutdown: bool,
+    /// When the last publish was made (burst detection).
+    last_publish: Instant,
+    /// A publisher asked the loop thread to write what is pending.
+    flush_scheduled: bool,
+    /// `on_socket_register_write`/`_unregister_write` are set (else no such events).
+    socket_write_callbacks: bool,
 }
 
 pub(crate) struct Inner {
@@ -355,11 +365,16 @@ impl State {
             stop_deadline: None,
             space_waiters: 0,
             shutdown: false,
+            last_publish: Instant::now(),
+            flush_scheduled: false,
+            socket_write_callbacks: false,
         }
     }
 
     fn log(&mut self, level: LogLevel, line: impl Into<String>) {
-        if self.session.cfg.log {
+        if self.session.cfg.log
+            || (self.session.cfg.logger && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
+        {
             self.logs.push((level, line.into()));
         }
     }
@@ -409,6 +424,9 @@ impl State {
         };
         if want != self.write_registered {
             self.write_registered = want;
+            if !self.socket_write_callbacks {
+                return;
+            }
             if let Some(fd) = self.conn.as_ref().map(|c| c.fd) {
                 self.push(if want {
                     CEvent::RegisterWrite(fd)
@@ -429,13 +447,14 @@ impl Inner {
         let _ = self.waker.wake();
     }
 
-    fn log_active(&self) -> bool {
+    fn log_active(&self, level: LogLevel) -> bool {
         self.has_on_log.load(Ordering::Relaxed)
-            || (self.logger.load(Ordering::Relaxed) && log::log_enabled!(target: "mqtt_sync", log::Level::Error))
+            || (self.logger.load(Ordering::Relaxed) && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
     }
 
     fn refresh_log_flag(&self, st: &mut State) {
-        st.session.cfg.log = self.log_active();
+        st.session.cfg.log = self.has_on_log.load(Ordering::Relaxed);
+        st.session.cfg.logger = self.logger.load(Ordering::Relaxed);
     }
 
     /// Writes as much of the pending output as the socket takes.
@@ -1064,8 +1083,20 @@ macro_rules! setter {
         pub fn $name(&self, f: impl FnMut($($arg),*) + Send + 'static) {
             let b: Box<$ty> = Box::new(f);
             self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner()).$field = callbacks::slot(b);
-            let publish = self.inner.callbacks.lock().map(|c| c.on_publish.is_some()).unwrap_or(false);
-            self.inner.lock().session.cfg.publish_events = publish;
+            let (publish, sockets) = self
+                .inner
+                .callbacks
+                .lock()
+                .map(|c| {
+                    (
+                        c.on_publish.is_some(),
+                        c.on_socket_register_write.is_some() || c.on_socket_unregister_write.is_some(),
+                    )
+                })
+                .unwrap_or((false, false));
+            let mut st = self.inner.lock();
+            st.session.cfg.publish_events = publish;
+            st.socket_write_callbacks = sockets;
         }
     };
 }
@@ -1478,15 +1509,25 @@ impl Client {
                 return Err(Error::ConnectionLost);
             }
         }
-        let was_idle = st.session.pending_bytes() == 0;
         let info = st.session.publish(topic, payload, qos, retain, props)?;
-        if was_idle {
-            if let Err(e) = self.inner.flush(&mut st) {
-                self.inner.close_conn(&mut st, Why::Lost(e));
+        // Write at once, from this thread, unless this publish is part of a burst and a loop
+        // thread can write the accumulated batch in one go (one syscall for many messages).
+        let now = Instant::now();
+        let burst = now.saturating_duration_since(st.last_publish) < BURST_GAP;
+        st.last_publish = now;
+        let loop_writes = st.background && !in_dispatch() && burst;
+        if st.session.pending_bytes() > 0 {
+            if !loop_writes || st.session.pending_bytes() >= BATCH_BYTES {
+                if let Err(e) = self.inner.flush(&mut st) {
+                    self.inner.close_conn(&mut st, Why::Lost(e));
+                }
+            } else if !st.flush_scheduled {
+                // Once per burst: the loop thread writes the tail when the burst ends.
+                st.flush_scheduled = true;
+                self.inner.wake();
             }
-        } else {
-            st.update_write_interest();
         }
+        st.update_write_interest();
         let need = !st.session.events.is_empty() || !st.session.logs.is_empty() || !st.events.is_empty();
         if need {
             st.collect();
@@ -1623,7 +1664,7 @@ enum Mode {
 
 impl Client {
     fn log(&self, level: LogLevel, line: &str) {
-        if !self.inner.log_active() {
+        if !self.inner.log_active(level) {
             return;
         }
         self.emit_logs(vec![(level, line.to_string())]);
@@ -1822,13 +1863,20 @@ impl Client {
                 return Ok(Prepared::Done(Ok(())));
             }
         }
-        // Write what is pending before waiting.
-        if st.conn.is_some() && st.session.pending_bytes() > 0 {
-            if let Err(e) = self.inner.flush(&mut st) {
-                self.inner.close_conn(&mut st, Why::Lost(e));
+        let mut deadline = now + max_wait;
+        // Write what is pending before waiting — unless a publisher on another thread is in
+        // the middle of a burst: it writes large batches itself, and this thread only writes
+        // the tail once the burst is over (checked each millisecond, poll's resolution).
+        if st.flush_scheduled && now.saturating_duration_since(st.last_publish) < BURST_GAP {
+            deadline = deadline.min(now + Duration::from_millis(1));
+        } else {
+            st.flush_scheduled = false;
+            if st.conn.is_some() && st.session.pending_bytes() > 0 {
+                if let Err(e) = self.inner.flush(&mut st) {
+                    self.inner.close_conn(&mut st, Why::Lost(e));
+                }
             }
         }
-        let mut deadline = now + max_wait;
         if let Some(d) = st.session.next_deadline() {
             deadline = deadline.min(d);
         }

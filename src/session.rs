@@ -81,8 +81,10 @@ pub(crate) struct SessionConfig {
     pub max_queued: usize,
     /// Largest packet accepted from the broker.
     pub max_incoming_packet: usize,
-    /// Whether log lines are produced at all.
+    /// An `on_log` callback is set: every line is produced.
     pub log: bool,
+    /// Lines also go to the `log` crate: produced when its logger wants that level.
+    pub logger: bool,
     /// Whether `Published` events are produced (an `on_publish` callback is set).
     pub publish_events: bool,
 }
@@ -95,6 +97,7 @@ impl Default for SessionConfig {
             max_queued: 0,
             max_incoming_packet: codec::MAX_REMAINING_LENGTH + 5,
             log: false,
+            logger: false,
             publish_events: false,
         }
     }
@@ -260,7 +263,7 @@ impl Session {
     }
 
     fn log(&mut self, level: LogLevel, f: impl FnOnce() -> String) {
-        if self.cfg.log {
+        if self.cfg.log || (self.cfg.logger && log::log_enabled!(target: "mqtt_sync", level.to_log_level())) {
             self.logs.push((level, f()));
         }
     }
