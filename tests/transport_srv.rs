@@ -1,0 +1,450 @@
+#![cfg(feature = "srv")]
+//! `connect_srv` end to end through the public `Client` API against dnsmasq (a real DNS
+//! server on 127.0.0.1, `srv_nameserver_set`) and real mosquittos: priority order, fallback
+//! when a target is down, weight distribution, `_secure-mqtt` with TLS checked against the
+//! SRV target name, and `Error::Dns` when there is no record.
+//!
+//! Which broker got a connection is observed on the brokers' side (their logs), not only
+//! through `Client::port()`.
+//!
+//! Ported from the stream-level scratch harness (net-harness `tests/transports.rs`).
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use mqtt_sync::{Client, Error, QoS, ReasonCode, Transport};
+use support::dns::{Dnsmasq, Srv};
+use support::{Events, Mosquitto, T};
+
+// ---- shared helpers (each test file is its own crate, so they are repeated per file) ----
+
+/// How a connection attempt went, as the callbacks report it (fields are read through
+/// `Debug` in assertion messages).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Conn {
+    /// on_connect.
+    Up(ReasonCode),
+    /// on_connect_fail.
+    Fail(String),
+    /// on_disconnect.
+    Down(ReasonCode),
+}
+
+/// A client with its callbacks wired to channels (one per kind, so that waiting for one
+/// kind never discards another).
+struct Probe {
+    client: Client,
+    conn: Events<Conn>,
+    subs: Events<(u16, Vec<ReasonCode>)>,
+    /// (topic, qos, payload) of every message received.
+    msgs: Events<(String, QoS, Vec<u8>)>,
+}
+
+#[allow(dead_code)] // not every file uses every helper
+impl Probe {
+    fn new(client: Client) -> Probe {
+        let p = Probe {
+            client,
+            conn: Events::new(),
+            subs: Events::new(),
+            msgs: Events::new(),
+        };
+        let tx = p.conn.sender();
+        p.client.on_connect(move |_, _, rc, _| {
+            let _ = tx.send(Conn::Up(rc));
+        });
+        let tx = p.conn.sender();
+        p.client.on_connect_fail(move |_, e| {
+            let _ = tx.send(Conn::Fail(format!("{e:?}")));
+        });
+        let tx = p.conn.sender();
+        p.client.on_disconnect(move |_, _, rc, _| {
+            let _ = tx.send(Conn::Down(rc));
+        });
+        let tx = p.subs.sender();
+        p.client.on_subscribe(move |_, mid, rcs, _| {
+            let _ = tx.send((mid, rcs.to_vec()));
+        });
+        let tx = p.msgs.sender();
+        p.client.on_message(move |_, m| {
+            let _ = tx.send((m.topic().to_string(), m.qos(), m.payload().to_vec()));
+        });
+        p
+    }
+
+    /// A client with `transport` that does not retry on its own (a refusal stays one event).
+    fn with(id: &str, transport: Transport) -> Probe {
+        Probe::new(
+            Client::builder()
+                .client_id(id)
+                .transport(transport)
+                .reconnect_on_failure(false)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn tcp(id: &str) -> Probe {
+        Probe::with(id, Transport::Tcp)
+    }
+
+    /// `connect()`, `loop_start()`, then a successful CONNACK; panics otherwise.
+    #[track_caller]
+    fn connect_ok(&self, host: &str, port: u16) {
+        if let Err(e) = self.client.connect(host, port, 60) {
+            panic!("connect({host}, {port}) failed: {e:?} / {e}");
+        }
+        self.client.loop_start().unwrap();
+        match self.conn.recv_timeout(T) {
+            Some(Conn::Up(rc)) if rc == ReasonCode::SUCCESS => {}
+            other => panic!("expected a successful CONNACK from {host}:{port}, got {other:?}"),
+        }
+    }
+
+    /// The connection must fail: `connect()` returns the error, or (a TLS 1.3 server checks
+    /// the client certificate after the client finished its handshake) the connection is
+    /// lost before any CONNACK. Returns the callback event in the second case.
+    #[track_caller]
+    fn connect_refused(&self, host: &str, port: u16) -> Result<Conn, Error> {
+        self.client.connect(host, port, 60)?;
+        self.client.loop_start().unwrap();
+        let ev = self.conn.recv_timeout(T);
+        self.client.loop_stop().unwrap();
+        match ev {
+            Some(Conn::Up(rc)) if !rc.is_failure() => {
+                panic!("connection to {host}:{port} accepted, expected a refusal")
+            }
+            Some(ev) => Ok(ev),
+            None => panic!("connection to {host}:{port}: no callback within {T:?}"),
+        }
+    }
+
+    /// Subscribes to `topic` at QoS 2, then publishes `payload` at each of `qos` and receives
+    /// it back at that QoS (through the broker), each within `timeout`.
+    #[track_caller]
+    fn echo_with(&self, topic: &str, payload: &[u8], qos: &[QoS], timeout: Duration) {
+        let mid = self.client.subscribe(topic, QoS::ExactlyOnce).unwrap();
+        match self.subs.recv_timeout(T) {
+            Some((m, rcs)) => {
+                assert_eq!(m, mid, "SUBACK mid");
+                assert_eq!(rcs, [ReasonCode::GRANTED_QOS_2], "SUBACK codes");
+            }
+            None => panic!("no SUBACK within {T:?}"),
+        }
+        for &q in qos {
+            let info = self.client.publish(topic, payload, q, false).unwrap();
+            info.wait_for_publish(Some(timeout))
+                .unwrap_or_else(|e| panic!("publish at {q:?} not completed: {e}"));
+            let Some((t, got_q, got)) = self.msgs.recv_timeout(timeout) else {
+                panic!(
+                    "message at {q:?} ({} bytes) not received within {timeout:?}",
+                    payload.len()
+                );
+            };
+            assert_eq!(t, topic);
+            assert_eq!(got_q, q, "delivered QoS");
+            assert!(
+                got == payload,
+                "payload at {q:?} differs: {} bytes back, {} sent",
+                got.len(),
+                payload.len()
+            );
+        }
+    }
+
+    /// [`Probe::echo_with`] at QoS 0, 1 and 2 with the default timeout.
+    #[track_caller]
+    fn echo(&self, topic: &str, payload: &[u8]) {
+        self.echo_with(
+            topic,
+            payload,
+            &[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce],
+            T,
+        );
+    }
+
+    /// `disconnect()`, the matching on_disconnect, then `loop_stop()`.
+    #[track_caller]
+    fn close(&self) {
+        self.client.disconnect().unwrap();
+        match self.conn.recv_timeout(T) {
+            Some(Conn::Down(rc)) => assert_eq!(rc, ReasonCode::SUCCESS),
+            other => panic!("expected on_disconnect after disconnect(), got {other:?}"),
+        }
+        self.client.loop_stop().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// A port on which nothing listens.
+fn closed_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How many connections from `id` the broker accepted (its log line
+/// `New client connected from ... as <id> (...)`).
+fn accepted(broker: &Mosquitto, id: &str) -> usize {
+    broker
+        .log()
+        .lines()
+        .filter(|l| l.contains("New client connected") && l.contains(&format!(" as {id} (")))
+        .count()
+}
+
+/// `connect_srv`, `loop_start()`, then a successful CONNACK.
+#[track_caller]
+fn connect_srv_ok(p: &Probe, domain: &str) {
+    if let Err(e) = p.client.connect_srv(domain, 60) {
+        panic!("connect_srv({domain}) failed: {e:?} / {e}");
+    }
+    p.client.loop_start().unwrap();
+    match p.conn.recv_timeout(T) {
+        Some(Conn::Up(rc)) if rc == ReasonCode::SUCCESS => {}
+        other => panic!("expected a successful CONNACK after connect_srv({domain}), got {other:?}"),
+    }
+}
+
+#[test]
+fn srv_connects_to_the_highest_priority_target() {
+    let first = Mosquitto::start();
+    let second = Mosquitto::start();
+    let dns = Dnsmasq::start(
+        &[
+            // Lower value = higher priority. The higher-priority record is listed second.
+            Srv::new("_mqtt._tcp.prio.test", "localhost", second.port(), 20, 100),
+            Srv::new("_mqtt._tcp.prio.test", "localhost", first.port(), 10, 1),
+        ],
+        &["prio.test"],
+    );
+    for i in 0..5 {
+        let id = format!("srv-prio-{i}");
+        let p = Probe::tcp(&id);
+        p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
+        connect_srv_ok(&p, "prio.test");
+        assert_eq!(p.client.port(), first.port(), "{}", dns.log());
+        assert_eq!(p.client.host(), "localhost");
+        if i == 0 {
+            p.echo("srv/prio", b"found by SRV");
+        }
+        p.close();
+        assert_eq!(accepted(&first, &id), 1, "{}", first.log());
+        assert_eq!(accepted(&second, &id), 0, "{}", second.log());
+    }
+}
+
+#[test]
+fn srv_falls_back_when_the_first_target_is_down() {
+    let broker = Mosquitto::start();
+    let dns = Dnsmasq::start(
+        &[
+            Srv::new(
+                "_mqtt._tcp.fallback.test",
+                "localhost",
+                closed_port(),
+                10,
+                5,
+            ),
+            Srv::new(
+                "_mqtt._tcp.fallback.test",
+                "localhost.",
+                broker.port(),
+                20,
+                5,
+            ),
+            Srv::new(
+                "_mqtt._tcp.fallback.test",
+                "localhost",
+                closed_port(),
+                30,
+                0,
+            ),
+        ],
+        &["fallback.test"],
+    );
+    let p = Probe::tcp("srv-fallback");
+    p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    // Trailing dot on the domain: a fully qualified name works the same.
+    connect_srv_ok(&p, "fallback.test.");
+    assert_eq!(p.client.port(), broker.port());
+    assert_eq!(accepted(&broker, "srv-fallback"), 1, "{}", broker.log());
+    p.echo("srv/fallback", b"second target");
+    p.close();
+
+    // Every target down: the last connection error (not a DNS error).
+    let dns = Dnsmasq::start(
+        &[
+            Srv::new("_mqtt._tcp.down.test", "localhost", closed_port(), 10, 5),
+            Srv::new("_mqtt._tcp.down.test", "localhost", closed_port(), 20, 5),
+        ],
+        &["down.test"],
+    );
+    let c = Client::new("srv-all-down");
+    c.srv_nameserver_set(Some(dns.addr())).unwrap();
+    let e = c.connect_srv("down.test", 60).unwrap_err();
+    assert!(matches!(e, Error::Io(_)), "{e:?}");
+}
+
+#[test]
+fn srv_weights_spread_the_connections() {
+    let heavy = Mosquitto::start();
+    let light = Mosquitto::start();
+    let dns = Dnsmasq::start(
+        &[
+            Srv::new("_mqtt._tcp.weights.test", "localhost", heavy.port(), 1, 90),
+            Srv::new("_mqtt._tcp.weights.test", "localhost", light.port(), 1, 10),
+        ],
+        &["weights.test"],
+    );
+    let p = Probe::tcp("srv-weights");
+    p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    p.client.loop_start().unwrap();
+    let n = 100;
+    let mut to_heavy = 0;
+    for _ in 0..n {
+        p.client.connect_srv("weights.test", 60).unwrap();
+        match p.conn.recv_timeout(T) {
+            Some(Conn::Up(rc)) if rc == ReasonCode::SUCCESS => {}
+            other => panic!("expected a successful CONNACK, got {other:?}"),
+        }
+        let port = p.client.port();
+        assert!(port == heavy.port() || port == light.port());
+        if port == heavy.port() {
+            to_heavy += 1;
+        }
+        p.client.disconnect().unwrap();
+        match p.conn.recv_timeout(T) {
+            Some(Conn::Down(rc)) => assert_eq!(rc, ReasonCode::SUCCESS),
+            other => panic!("expected on_disconnect, got {other:?}"),
+        }
+    }
+    p.client.loop_stop().unwrap();
+    // The brokers saw the same split.
+    assert_eq!(accepted(&heavy, "srv-weights"), to_heavy);
+    assert_eq!(accepted(&light, "srv-weights"), n - to_heavy);
+    // Expected ~90 of 100 (sd ~3): a wide band keeps this deterministic in practice (the
+    // chance to fall outside is below 1e-4), while still failing for "always the first
+    // record" or "uniform".
+    assert!(
+        (75..n).contains(&to_heavy),
+        "heavy target chosen {to_heavy} times of {n}"
+    );
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn srv_secure_mqtt_checks_the_certificate_against_the_target() {
+    use support::certs::Certs;
+    let c = Certs::shared();
+    let good = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let wrong_tls = c.mosquitto_tls_with(&c.wrong_host_cert, &c.wrong_host_key, false);
+    let wrong_lines: Vec<&str> = wrong_tls.lines().collect();
+    let wrong = Mosquitto::builder().listener("tls", &wrong_lines).start();
+    let dns = Dnsmasq::start(
+        &[
+            // The plain record is not used once TLS is configured.
+            Srv::new("_mqtt._tcp.secure.test", "localhost", good.port(), 1, 1),
+            Srv::new(
+                "_secure-mqtt._tcp.secure.test",
+                "localhost",
+                good.port_of("tls"),
+                1,
+                1,
+            ),
+            Srv::new(
+                "_secure-mqtt._tcp.wrong.test",
+                "localhost",
+                wrong.port_of("tls"),
+                1,
+                1,
+            ),
+            Srv::new("_mqtt._tcp.plain.test", "localhost", good.port(), 1, 1),
+        ],
+        &["secure.test", "wrong.test", "plain.test"],
+    );
+
+    // The certificate is for localhost (the SRV target), not for secure.test (the domain).
+    let p = Probe::tcp("srv-secure");
+    p.client.tls_set(Some(&c.ca), None, None).unwrap();
+    p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    connect_srv_ok(&p, "secure.test");
+    assert_eq!(p.client.port(), good.port_of("tls"));
+    p.echo("srv/secure", b"over tls, found by SRV");
+    p.close();
+
+    // A target whose certificate names another host is refused.
+    let client = Client::new("srv-secure-wrong");
+    client.tls_set(Some(&c.ca), None, None).unwrap();
+    client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    let e = client.connect_srv("wrong.test", 60).unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+
+    // With TLS only _secure-mqtt is asked.
+    let e = client.connect_srv("plain.test", 60).unwrap_err();
+    assert!(
+        matches!(&e, Error::Dns(m) if m.contains("_secure-mqtt._tcp.plain.test")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn srv_no_record_is_a_dns_error() {
+    let dns = Dnsmasq::start(
+        &[Srv::new("_mqtt._tcp.other.test", "localhost", 1, 1, 1)],
+        &["other.test", "nothing.test"],
+    );
+    let c = Client::new("srv-none");
+    c.srv_nameserver_set(Some(dns.addr())).unwrap();
+    // NXDOMAIN.
+    let e = c.connect_srv("nothing.test", 60).unwrap_err();
+    assert!(
+        matches!(&e, Error::Dns(m) if m == "no SRV record for _mqtt._tcp.nothing.test"),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), mqtt_sync::MQTT_ERR_ERRNO);
+    assert!(
+        e.to_string()
+            .contains("no SRV record for _mqtt._tcp.nothing.test"),
+        "{e}"
+    );
+    // A name that exists without SRV records of that service (NOERROR, no answer).
+    let e = c.connect_srv("sub.other.test", 60).unwrap_err();
+    assert!(matches!(&e, Error::Dns(_)), "{e:?}");
+    assert!(!c.is_connected());
+    // An empty domain is an argument error.
+    assert!(matches!(
+        c.connect_srv("", 60),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// connect_srv uses the client's transport for the chosen target.
+#[cfg(feature = "websockets")]
+#[test]
+fn srv_with_websockets_transport() {
+    let broker = Mosquitto::builder()
+        .listener("ws", &["protocol websockets"])
+        .start();
+    let dns = Dnsmasq::start(
+        &[Srv::new(
+            "_mqtt._tcp.ws.test",
+            "localhost",
+            broker.port_of("ws"),
+            1,
+            1,
+        )],
+        &["ws.test"],
+    );
+    let p = Probe::with("srv-ws", Transport::WebSockets);
+    p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    connect_srv_ok(&p, "ws.test");
+    p.echo("srv/ws", b"ws found by SRV");
+    p.close();
+}

@@ -1,0 +1,472 @@
+#![cfg(feature = "tls")]
+//! TLS end to end through the public `Client` API against a real mosquitto on 127.0.0.1:
+//! server authentication, client certificates in every key format, refusals (wrong CA, host
+//! name mismatch, missing client certificate), `tls_insecure_set`, `tls_set_context`.
+//! Each accepted connection subscribes, publishes and receives at QoS 0, 1 and 2 with
+//! `loop_start()` and callbacks.
+//!
+//! Ported from the stream-level scratch harness (net-harness `tests/transports.rs`).
+
+mod support;
+
+use std::io::ErrorKind;
+use std::time::Duration;
+
+use mqtt_sync::native_tls;
+use mqtt_sync::{CertReqs, Client, Error, QoS, ReasonCode, TlsOptions, Transport};
+use support::certs::{Certs, KEY_PASSWORD};
+use support::{Events, Mosquitto, T};
+
+// ---- shared helpers (each test file is its own crate, so they are repeated per file) ----
+
+/// How a connection attempt went, as the callbacks report it (fields are read through
+/// `Debug` in assertion messages).
+#[derive(Debug)]
+#[allow(dead_code)]
+enum Conn {
+    /// on_connect.
+    Up(ReasonCode),
+    /// on_connect_fail.
+    Fail(String),
+    /// on_disconnect.
+    Down(ReasonCode),
+}
+
+/// A client with its callbacks wired to channels (one per kind, so that waiting for one
+/// kind never discards another).
+struct Probe {
+    client: Client,
+    conn: Events<Conn>,
+    subs: Events<(u16, Vec<ReasonCode>)>,
+    /// (topic, qos, payload) of every message received.
+    msgs: Events<(String, QoS, Vec<u8>)>,
+}
+
+#[allow(dead_code)] // not every file uses every helper
+impl Probe {
+    fn new(client: Client) -> Probe {
+        let p = Probe {
+            client,
+            conn: Events::new(),
+            subs: Events::new(),
+            msgs: Events::new(),
+        };
+        let tx = p.conn.sender();
+        p.client.on_connect(move |_, _, rc, _| {
+            let _ = tx.send(Conn::Up(rc));
+        });
+        let tx = p.conn.sender();
+        p.client.on_connect_fail(move |_, e| {
+            let _ = tx.send(Conn::Fail(format!("{e:?}")));
+        });
+        let tx = p.conn.sender();
+        p.client.on_disconnect(move |_, _, rc, _| {
+            let _ = tx.send(Conn::Down(rc));
+        });
+        let tx = p.subs.sender();
+        p.client.on_subscribe(move |_, mid, rcs, _| {
+            let _ = tx.send((mid, rcs.to_vec()));
+        });
+        let tx = p.msgs.sender();
+        p.client.on_message(move |_, m| {
+            let _ = tx.send((m.topic().to_string(), m.qos(), m.payload().to_vec()));
+        });
+        p
+    }
+
+    /// A client with `transport` that does not retry on its own (a refusal stays one event).
+    fn with(id: &str, transport: Transport) -> Probe {
+        Probe::new(
+            Client::builder()
+                .client_id(id)
+                .transport(transport)
+                .reconnect_on_failure(false)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn tcp(id: &str) -> Probe {
+        Probe::with(id, Transport::Tcp)
+    }
+
+    /// `connect()`, `loop_start()`, then a successful CONNACK; panics otherwise.
+    #[track_caller]
+    fn connect_ok(&self, host: &str, port: u16) {
+        if let Err(e) = self.client.connect(host, port, 60) {
+            panic!("connect({host}, {port}) failed: {e:?} / {e}");
+        }
+        self.client.loop_start().unwrap();
+        match self.conn.recv_timeout(T) {
+            Some(Conn::Up(rc)) if rc == ReasonCode::SUCCESS => {}
+            other => panic!("expected a successful CONNACK from {host}:{port}, got {other:?}"),
+        }
+    }
+
+    /// The connection must fail: `connect()` returns the error, or (a TLS 1.3 server checks
+    /// the client certificate after the client finished its handshake) the connection is
+    /// lost before any CONNACK. Returns the callback event in the second case.
+    #[track_caller]
+    fn connect_refused(&self, host: &str, port: u16) -> Result<Conn, Error> {
+        self.client.connect(host, port, 60)?;
+        self.client.loop_start().unwrap();
+        let ev = self.conn.recv_timeout(T);
+        self.client.loop_stop().unwrap();
+        match ev {
+            Some(Conn::Up(rc)) if !rc.is_failure() => {
+                panic!("connection to {host}:{port} accepted, expected a refusal")
+            }
+            Some(ev) => Ok(ev),
+            None => panic!("connection to {host}:{port}: no callback within {T:?}"),
+        }
+    }
+
+    /// Subscribes to `topic` at QoS 2, then publishes `payload` at each of `qos` and receives
+    /// it back at that QoS (through the broker), each within `timeout`.
+    #[track_caller]
+    fn echo_with(&self, topic: &str, payload: &[u8], qos: &[QoS], timeout: Duration) {
+        let mid = self.client.subscribe(topic, QoS::ExactlyOnce).unwrap();
+        match self.subs.recv_timeout(T) {
+            Some((m, rcs)) => {
+                assert_eq!(m, mid, "SUBACK mid");
+                assert_eq!(rcs, [ReasonCode::GRANTED_QOS_2], "SUBACK codes");
+            }
+            None => panic!("no SUBACK within {T:?}"),
+        }
+        for &q in qos {
+            let info = self.client.publish(topic, payload, q, false).unwrap();
+            info.wait_for_publish(Some(timeout))
+                .unwrap_or_else(|e| panic!("publish at {q:?} not completed: {e}"));
+            let Some((t, got_q, got)) = self.msgs.recv_timeout(timeout) else {
+                panic!(
+                    "message at {q:?} ({} bytes) not received within {timeout:?}",
+                    payload.len()
+                );
+            };
+            assert_eq!(t, topic);
+            assert_eq!(got_q, q, "delivered QoS");
+            assert!(
+                got == payload,
+                "payload at {q:?} differs: {} bytes back, {} sent",
+                got.len(),
+                payload.len()
+            );
+        }
+    }
+
+    /// [`Probe::echo_with`] at QoS 0, 1 and 2 with the default timeout.
+    #[track_caller]
+    fn echo(&self, topic: &str, payload: &[u8]) {
+        self.echo_with(
+            topic,
+            payload,
+            &[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce],
+            T,
+        );
+    }
+
+    /// `disconnect()`, the matching on_disconnect, then `loop_stop()`.
+    #[track_caller]
+    fn close(&self) {
+        self.client.disconnect().unwrap();
+        match self.conn.recv_timeout(T) {
+            Some(Conn::Down(rc)) => assert_eq!(rc, ReasonCode::SUCCESS),
+            other => panic!("expected on_disconnect after disconnect(), got {other:?}"),
+        }
+        self.client.loop_stop().unwrap();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn certs() -> &'static Certs {
+    Certs::shared()
+}
+
+/// A client trusting `ca` (verification and the host name check on).
+fn tls_probe(id: &str, ca: &std::path::Path) -> Probe {
+    let p = Probe::tcp(id);
+    p.client.tls_set(Some(ca), None, None).unwrap();
+    p
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn tls_server_auth_only() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let p = tls_probe("tls-server-auth", &c.ca);
+    p.connect_ok("localhost", broker.port_of("tls"));
+    p.echo("tls/echo", b"over tls");
+    p.close();
+}
+
+#[test]
+fn tls_by_ip_address_san() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let p = tls_probe("tls-ip-san", &c.ca);
+    p.connect_ok("127.0.0.1", broker.port_of("tls"));
+    p.echo("tls/ip", b"by IP SAN");
+    p.close();
+}
+
+#[test]
+fn tls_client_certificate_required() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
+    let port = broker.port_of("tls");
+
+    let with = Probe::tcp("tls-with-cert");
+    with.client
+        .tls_set(Some(&c.ca), Some(&c.client_cert), Some(&c.client_key))
+        .unwrap();
+    with.connect_ok("localhost", port);
+    with.echo("tls/cert", b"with a client certificate");
+    with.close();
+
+    let without = tls_probe("tls-without-cert", &c.ca);
+    match without.connect_refused("localhost", port) {
+        // TLS 1.2: the handshake itself fails.
+        Err(Error::Tls(m)) => eprintln!("without a client certificate: Tls({m})"),
+        // TLS 1.3: the client's handshake completes; the broker then sends its alert and
+        // closes, so writing CONNECT inside connect() meets a reset socket.
+        Err(Error::Io(e))
+            if matches!(
+                e.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+            ) =>
+        {
+            eprintln!("without a client certificate: Io({e})")
+        }
+        Err(e) => panic!("expected Err(Tls(..)) or a reset connection, got {e:?}"),
+        // TLS 1.3: the broker drops the connection after the client's handshake.
+        Ok(ev) => eprintln!("without a client certificate: {ev:?}"),
+    }
+}
+
+#[test]
+fn tls_client_key_formats() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
+    let port = broker.port_of("tls");
+    let base = TlsOptions {
+        ca_certs: Some(c.ca.clone()),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, TlsOptions)> = vec![
+        (
+            "pkcs8",
+            TlsOptions {
+                certfile: Some(c.client_cert.clone()),
+                keyfile: Some(c.client_key.clone()),
+                ..base.clone()
+            },
+        ),
+        (
+            "pkcs1",
+            TlsOptions {
+                certfile: Some(c.client_cert.clone()),
+                keyfile: Some(c.client_key_pkcs1.clone()),
+                ..base.clone()
+            },
+        ),
+        (
+            "ec",
+            TlsOptions {
+                certfile: Some(c.client_ec_cert.clone()),
+                keyfile: Some(c.client_ec_key.clone()),
+                ..base.clone()
+            },
+        ),
+        (
+            "encrypted-pkcs8",
+            TlsOptions {
+                certfile: Some(c.client_cert.clone()),
+                keyfile: Some(c.client_key_encrypted.clone()),
+                keyfile_password: Some(KEY_PASSWORD.into()),
+                ..base.clone()
+            },
+        ),
+        (
+            "key-inside-certfile",
+            TlsOptions {
+                certfile: Some(c.client_combined.clone()),
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, o) in cases {
+        let p = Probe::tcp(&format!("tls-key-{name}"));
+        p.client
+            .tls_set_with(o)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        p.connect_ok("localhost", port);
+        p.echo(&format!("tls/key/{name}"), name.as_bytes());
+        p.close();
+    }
+    // The key inside certfile also through the three-argument tls_set.
+    let p = Probe::tcp("tls-key-combined-tls-set");
+    p.client
+        .tls_set(Some(&c.ca), Some(&c.client_combined), None)
+        .unwrap();
+    p.connect_ok("localhost", port);
+    p.close();
+
+    // Encrypted key: no or a wrong password is reported by tls_set_with, naming the file.
+    let client = Client::new("tls-key-errors");
+    for pw in [None, Some("wrong".to_string())] {
+        let e = client
+            .tls_set_with(TlsOptions {
+                certfile: Some(c.client_cert.clone()),
+                keyfile: Some(c.client_key_encrypted.clone()),
+                keyfile_password: pw,
+                ..base.clone()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::Tls(m) if m.contains("client-encrypted.key")),
+            "{e:?}"
+        );
+    }
+    // A key that does not belong to the certificate.
+    let e = client
+        .tls_set_with(TlsOptions {
+            certfile: Some(c.client_cert.clone()),
+            keyfile: Some(c.client_ec_key.clone()),
+            ..base.clone()
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+}
+
+#[test]
+fn tls_ciphers_not_supported() {
+    let c = certs();
+    let client = Client::new("tls-ciphers");
+    let e = client
+        .tls_set_with(TlsOptions {
+            ca_certs: Some(c.ca.clone()),
+            ciphers: Some("ECDHE-RSA-AES128-GCM-SHA256".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+    assert_eq!(e.code(), mqtt_sync::MQTT_ERR_NOT_SUPPORTED);
+}
+
+#[test]
+fn tls_wrong_ca_is_refused() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let port = broker.port_of("tls");
+    let p = tls_probe("tls-wrong-ca", &c.other_ca);
+    let e = p
+        .client
+        .connect("localhost", port, 60)
+        .expect_err("a server certificate from another CA must be refused");
+    assert!(
+        matches!(&e, Error::Tls(m) if m.contains("certificate verify failed")),
+        "{e:?}"
+    );
+    assert!(!p.client.is_connected());
+
+    // cert_reqs None skips the verification entirely.
+    let p = Probe::tcp("tls-cert-reqs-none");
+    p.client
+        .tls_set_with(TlsOptions {
+            ca_certs: Some(c.other_ca.clone()),
+            cert_reqs: CertReqs::None,
+            ..Default::default()
+        })
+        .unwrap();
+    p.connect_ok("localhost", port);
+    p.echo("tls/none", b"unverified");
+    p.close();
+}
+
+#[test]
+fn tls_set_context_with_a_user_connector() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let ca = native_tls::Certificate::from_pem(&std::fs::read(&c.ca).unwrap()).unwrap();
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let p = Probe::tcp("tls-context");
+    p.client.tls_set_context(connector).unwrap();
+    assert!(
+        matches!(p.client.tls_insecure_set(true), Err(Error::InvalidState(_))),
+        "tls_insecure_set after tls_set_context"
+    );
+    p.connect_ok("localhost", broker.port_of("tls"));
+    p.echo("tls/context", b"user connector");
+    p.close();
+
+    // A user connector that trusts nothing of ours is refused like any other.
+    let other = native_tls::Certificate::from_pem(&std::fs::read(&c.other_ca).unwrap()).unwrap();
+    let connector = native_tls::TlsConnector::builder()
+        .add_root_certificate(other)
+        .disable_built_in_roots(true)
+        .build()
+        .unwrap();
+    let client = Client::new("tls-context-wrong");
+    client.tls_set_context(connector).unwrap();
+    let e = client
+        .connect("localhost", broker.port_of("tls"), 60)
+        .unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+}
+
+#[test]
+fn tls_insecure_set_before_tls_set_is_refused() {
+    let client = Client::new("tls-insecure-first");
+    assert!(matches!(
+        client.tls_insecure_set(true),
+        Err(Error::InvalidState(_))
+    ));
+}
+
+#[test]
+fn tls_hostname_mismatch_and_insecure() {
+    let c = certs();
+    let tls = c.mosquitto_tls_with(&c.wrong_host_cert, &c.wrong_host_key, false);
+    let broker = Mosquitto::builder().listener("tls", &lines(&tls)).start();
+    let port = broker.port_of("tls");
+
+    let p = tls_probe("tls-mismatch", &c.ca);
+    let e = p
+        .client
+        .connect("localhost", port, 60)
+        .expect_err("a certificate for wrong.example must be refused for localhost");
+    assert!(matches!(&e, Error::Tls(_)), "{e:?}");
+    assert_eq!(e.code(), mqtt_sync::MQTT_ERR_TLS);
+
+    // tls_insecure_set(true) skips the host name check only.
+    p.client.tls_insecure_set(true).unwrap();
+    p.connect_ok("localhost", port);
+    p.echo("tls/insecure", b"insecure");
+    p.close();
+
+    // ... a wrong CA is still refused.
+    let p = tls_probe("tls-insecure-wrong-ca", &c.other_ca);
+    p.client.tls_insecure_set(true).unwrap();
+    let e = p.client.connect("localhost", port, 60).unwrap_err();
+    assert!(matches!(&e, Error::Tls(_)), "{e:?}");
+}
+
+#[test]
+fn tls_over_a_unix_socket_is_not_supported() {
+    let c = certs();
+    let p = Probe::with("tls-unix", Transport::Unix);
+    p.client.tls_set(Some(&c.ca), None, None).unwrap();
+    let e = p
+        .client
+        .connect("/nonexistent/mqtt.sock", 0, 60)
+        .unwrap_err();
+    assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
+}
