@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -189,6 +189,9 @@ pub(crate) struct Inner {
     logger: AtomicBool,
     /// An `on_log` callback is set.
     has_on_log: AtomicBool,
+    /// The connection generation the user called `disconnect()` on: its messages that are
+    /// not yet dispatched are dropped (unacknowledged, so the broker keeps QoS 1/2 ones).
+    discard_gen: AtomicU64,
 }
 
 /// Dropping the last one of these (held only by user `Client` handles) shuts the client down.
@@ -373,7 +376,8 @@ impl State {
 
     fn log(&mut self, level: LogLevel, line: impl Into<String>) {
         if self.session.cfg.log
-            || (self.session.cfg.logger && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
+            || (self.session.cfg.logger
+                && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
         {
             self.logs.push((level, line.into()));
         }
@@ -449,7 +453,8 @@ impl Inner {
 
     fn log_active(&self, level: LogLevel) -> bool {
         self.has_on_log.load(Ordering::Relaxed)
-            || (self.logger.load(Ordering::Relaxed) && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
+            || (self.logger.load(Ordering::Relaxed)
+                && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
     }
 
     fn refresh_log_flag(&self, st: &mut State) {
@@ -504,7 +509,9 @@ impl Inner {
             if c.rlen == c.rbuf.len() {
                 // A packet larger than the buffer: grow (the decoder has already checked
                 // the header against the maximum packet size).
-                let new_len = (c.rbuf.len() * 2).min(max_packet.max(READ_CHUNK)).max(c.rlen + 1);
+                let new_len = (c.rbuf.len() * 2)
+                    .min(max_packet.max(READ_CHUNK))
+                    .max(c.rlen + 1);
                 c.rbuf.resize(new_len, 0);
             }
             let r = c.stream.read(&mut c.rbuf[c.rlen..]);
@@ -582,7 +589,10 @@ impl Inner {
                 None,
             ),
             Why::Session(Close::Server(d)) => {
-                st.log(LogLevel::Notice, format!("Broker sent DISCONNECT: {}", d.reason));
+                st.log(
+                    LogLevel::Notice,
+                    format!("Broker sent DISCONNECT: {}", d.reason),
+                );
                 (
                     Some(CEvent::Disconnected {
                         flags: DisconnectFlags {
@@ -604,10 +614,16 @@ impl Inner {
             ),
             Why::Session(Close::ConnackTimeout) => {
                 st.log(LogLevel::Warning, "No CONNACK before the connect timeout");
-                (Some(CEvent::ConnectFail(Error::Timeout)), Some(Error::Timeout))
+                (
+                    Some(CEvent::ConnectFail(Error::Timeout)),
+                    Some(Error::Timeout),
+                )
             }
             Why::Session(Close::Keepalive) => {
-                st.log(LogLevel::Warning, "No PINGRESP within the keepalive: connection lost");
+                st.log(
+                    LogLevel::Warning,
+                    "No PINGRESP within the keepalive: connection lost",
+                );
                 (
                     Some(CEvent::Disconnected {
                         flags,
@@ -621,7 +637,10 @@ impl Inner {
                 st.log(LogLevel::Error, format!("Protocol error ({rc}): {msg}"));
                 let err = Error::Protocol(msg);
                 if phase == Phase::AwaitConnAck {
-                    (Some(CEvent::ConnectFail(Error::Protocol(format!("{err}")))), Some(err))
+                    (
+                        Some(CEvent::ConnectFail(Error::Protocol(format!("{err}")))),
+                        Some(err),
+                    )
                 } else {
                     (
                         Some(CEvent::Disconnected {
@@ -645,7 +664,10 @@ impl Inner {
                         None,
                     )
                 } else if phase == Phase::AwaitConnAck {
-                    st.log(LogLevel::Warning, format!("Connection closed before CONNACK: {e}"));
+                    st.log(
+                        LogLevel::Warning,
+                        format!("Connection closed before CONNACK: {e}"),
+                    );
                     (Some(CEvent::ConnectFail(Error::ConnectionLost)), Some(e))
                 } else {
                     st.log(LogLevel::Warning, format!("Connection lost: {e}"));
@@ -708,7 +730,13 @@ fn guarded(inner: &Inner, client: &Client, what: &str, f: impl FnOnce()) {
     }
 }
 
-fn call_slot<F: ?Sized>(inner: &Inner, client: &Client, what: &str, slot: Slot<F>, f: impl FnOnce(&mut F)) {
+fn call_slot<F: ?Sized>(
+    inner: &Inner,
+    client: &Client,
+    what: &str,
+    slot: Slot<F>,
+    f: impl FnOnce(&mut F),
+) {
     if let Some(s) = slot {
         let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
         guarded(inner, client, what, || f(&mut **g));
@@ -732,12 +760,14 @@ impl Client {
     pub(crate) fn from_builder(b: ClientBuilder) -> Client {
         let notify = Arc::new(Notify::default());
         // The poller: creating one only fails when the process is out of file descriptors.
-        let poll = Poll::new().unwrap_or_else(|e| panic!("cannot create a poller (out of file descriptors?): {e}"));
+        let poll = Poll::new()
+            .unwrap_or_else(|e| panic!("cannot create a poller (out of file descriptors?): {e}"));
         let registry = poll
             .registry()
             .try_clone()
             .unwrap_or_else(|e| panic!("cannot clone the poller registry: {e}"));
-        let waker = Waker::new(poll.registry(), WAKER).unwrap_or_else(|e| panic!("cannot create the waker: {e}"));
+        let waker = Waker::new(poll.registry(), WAKER)
+            .unwrap_or_else(|e| panic!("cannot create the waker: {e}"));
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(&b, notify.clone())),
             cond: Condvar::new(),
@@ -749,6 +779,7 @@ impl Client {
             loop_thread: Arc::new(LoopThreadId::default()),
             logger: AtomicBool::new(true),
             has_on_log: AtomicBool::new(false),
+            discard_gen: AtomicU64::new(u64::MAX),
         });
         {
             let mut st = inner.lock();
@@ -775,7 +806,9 @@ impl Client {
         let client_id = client_id.into();
         let mut st = self.inner.lock();
         if st.background {
-            return Err(Error::state("reinitialise() while a loop runs: call loop_stop() first"));
+            return Err(Error::state(
+                "reinitialise() while a loop runs: call loop_stop() first",
+            ));
         }
         validate_session(
             st.protocol,
@@ -800,7 +833,11 @@ impl Client {
         *st = State::new(&b, self.inner.notify.clone());
         drop(st);
         drop(handle);
-        *self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner()) = Callbacks::default();
+        *self
+            .inner
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Callbacks::default();
         self.inner.has_on_log.store(false, Ordering::Relaxed);
         let mut st = self.inner.lock();
         self.inner.refresh_log_flag(&mut st);
@@ -845,7 +882,13 @@ impl Client {
     }
 
     /// Sets the will message for the next connect.
-    pub fn will_set(&self, topic: &str, payload: impl AsRef<[u8]>, qos: QoS, retain: bool) -> Result<()> {
+    pub fn will_set(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<()> {
         self.will_set_with_properties(topic, payload, qos, retain, Properties::default())
     }
 
@@ -861,7 +904,9 @@ impl Client {
         validate_topic_name(topic)?;
         let payload = payload.as_ref();
         if payload.len() > 65535 {
-            return Err(Error::PayloadSize("a will payload is at most 65535 bytes".into()));
+            return Err(Error::PayloadSize(
+                "a will payload is at most 65535 bytes".into(),
+            ));
         }
         let will = LastWill {
             topic: topic.to_string(),
@@ -899,7 +944,9 @@ impl Client {
     fn locked_while_connected(&self, what: &str, f: impl FnOnce(&mut State)) -> Result<()> {
         let mut st = self.inner.lock();
         if st.conn.is_some() {
-            return Err(Error::state(format!("{what} cannot be changed while a connection is open")));
+            return Err(Error::state(format!(
+                "{what} cannot be changed while a connection is open"
+            )));
         }
         f(&mut st);
         Ok(())
@@ -907,7 +954,9 @@ impl Client {
 
     /// In-flight window for QoS 1/2 messages (default 20, 0 = unlimited). Locked while connected.
     pub fn max_inflight_messages_set(&self, n: u16) -> Result<()> {
-        self.locked_while_connected("max_inflight_messages", |st| st.session.cfg.max_inflight = n)
+        self.locked_while_connected("max_inflight_messages", |st| {
+            st.session.cfg.max_inflight = n
+        })
     }
 
     /// Limit of stored outgoing QoS 1/2 messages (default 0 = unlimited); past it `publish`
@@ -938,7 +987,9 @@ impl Client {
     /// closes the connection with a protocol error, before its payload is buffered.
     pub fn max_incoming_packet_size_set(&self, n: usize) -> Result<()> {
         if n < 2 {
-            return Err(Error::invalid("the maximum packet size must be at least 2 bytes"));
+            return Err(Error::invalid(
+                "the maximum packet size must be at least 2 bytes",
+            ));
         }
         self.inner.lock().session.cfg.max_incoming_packet = n;
         Ok(())
@@ -948,7 +999,9 @@ impl Client {
     /// resets after a successful CONNACK.
     pub fn reconnect_delay_set(&self, min: Duration, max: Duration) -> Result<()> {
         if min > max {
-            return Err(Error::invalid("reconnect_delay_set: min_delay must not exceed max_delay"));
+            return Err(Error::invalid(
+                "reconnect_delay_set: min_delay must not exceed max_delay",
+            ));
         }
         let mut st = self.inner.lock();
         st.reconnect_min = min;
@@ -1041,7 +1094,9 @@ impl Client {
     pub fn tls_insecure_set(&self, insecure: bool) -> Result<()> {
         self.with_net(|n| match n.tls.as_mut() {
             Some(t) => t.set_insecure(insecure),
-            None => Err(Error::state("tls_insecure_set() needs tls_set() or tls_set_with() first")),
+            None => Err(Error::state(
+                "tls_insecure_set() needs tls_set() or tls_set_with() first",
+            )),
         })
     }
 
@@ -1068,7 +1123,10 @@ impl Client {
         }
         self.with_net(|n| {
             n.ws_path = Some(path.to_string());
-            n.ws_headers = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            n.ws_headers = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             Ok(())
         })
     }
@@ -1147,7 +1205,11 @@ impl Client {
     /// `on_log(client, level, line)`: internal log lines (also from user threads, so `Fn +
     /// Sync`).
     pub fn on_log(&self, f: impl Fn(&Client, LogLevel, &str) + Send + Sync + 'static) {
-        self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner()).on_log = Some(Arc::new(f));
+        self.inner
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .on_log = Some(Arc::new(f));
         self.inner.has_on_log.store(true, Ordering::Relaxed);
         let mut st = self.inner.lock();
         self.inner.refresh_log_flag(&mut st);
@@ -1155,11 +1217,19 @@ impl Client {
 
     /// Adds (or replaces) a callback for messages whose topic matches `sub`. Every matching
     /// filter's callback runs; `on_message` only when none matched.
-    pub fn message_callback_add(&self, sub: &str, f: impl FnMut(&Client, &Message) + Send + 'static) -> Result<()> {
+    pub fn message_callback_add(
+        &self,
+        sub: &str,
+        f: impl FnMut(&Client, &Message) + Send + 'static,
+    ) -> Result<()> {
         validate_topic_filter(sub)?;
         let b: Box<callbacks::OnMessage> = Box::new(f);
         let entry = Arc::new(Mutex::new(b));
-        let mut cbs = self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cbs = self
+            .inner
+            .callbacks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match cbs.topic.iter_mut().find(|(s, _)| s == sub) {
             Some(slot) => slot.1 = entry,
             None => cbs.topic.push((sub.to_string(), entry)),
@@ -1199,7 +1269,9 @@ impl Client {
         let mut st = self.inner.lock();
         if !st.protocol.is_v5() {
             if o.clean_start != CleanStart::FirstOnly {
-                return Err(Error::invalid("clean_start applies only to MQTT 5.0; use clean_session"));
+                return Err(Error::invalid(
+                    "clean_start applies only to MQTT 5.0; use clean_session",
+                ));
             }
             if o.properties.as_ref().is_some_and(|p| !p.is_empty()) {
                 return Err(Error::invalid("properties are only used with MQTT 5.0"));
@@ -1257,7 +1329,10 @@ impl Client {
             match self.connect(&host, port, keepalive) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    self.log(LogLevel::Warning, &format!("SRV target {host}:{port} failed: {e}"));
+                    self.log(
+                        LogLevel::Warning,
+                        &format!("SRV target {host}:{port} failed: {e}"),
+                    );
                     last = e;
                 }
             }
@@ -1301,7 +1376,9 @@ impl Client {
                 return Err(Error::state("the client is shut down"));
             }
             let Some(host) = st.host.clone() else {
-                return Err(Error::state("reconnect() before connect(): no host to connect to"));
+                return Err(Error::state(
+                    "reconnect() before connect(): no host to connect to",
+                ));
             };
             if st.connecting {
                 return Err(Error::state("a connection attempt is already in progress"));
@@ -1324,9 +1401,17 @@ impl Client {
                 st.net.clone(),
             )
         };
-        let slot = self.inner.callbacks.lock().ok().and_then(|c| c.on_pre_connect.clone());
+        let slot = self
+            .inner
+            .callbacks
+            .lock()
+            .ok()
+            .and_then(|c| c.on_pre_connect.clone());
         call_slot(&self.inner, self, "on_pre_connect", slot, |f| f(self));
-        self.log(LogLevel::Debug, &format!("Connecting to {params_host}:{port}"));
+        self.log(
+            LogLevel::Debug,
+            &format!("Connecting to {params_host}:{port}"),
+        );
         let opened = network::open(&network::ConnectParams {
             host: &params_host,
             port,
@@ -1341,7 +1426,10 @@ impl Client {
         let stream = match opened {
             Ok(s) => s,
             Err(e) => {
-                st.log(LogLevel::Warning, format!("Connecting to {params_host}:{port} failed: {e}"));
+                st.log(
+                    LogLevel::Warning,
+                    format!("Connecting to {params_host}:{port} failed: {e}"),
+                );
                 return Err(e);
             }
         };
@@ -1353,9 +1441,11 @@ impl Client {
 
     fn install(&self, st: &mut State, stream: Box<dyn NetStream>) -> Result<()> {
         let fd = stream.raw_fd();
-        self.inner
-            .registry
-            .register(&mut SourceFd(&fd), SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        self.inner.registry.register(
+            &mut SourceFd(&fd),
+            SOCKET,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         let clean = if st.protocol.is_v5() {
             match st.clean_start {
                 CleanStart::Always => true,
@@ -1419,9 +1509,20 @@ impl Client {
         st.want_connected = false;
         st.connect_pending = false;
         st.next_attempt = None;
+        if st.conn.is_some() {
+            self.inner.discard_gen.store(st.gen, Ordering::Relaxed);
+        }
         let r = if st.conn.is_some() {
-            let props = if st.protocol.is_v5() { properties } else { Properties::default() };
-            let reason = if st.protocol.is_v5() { reason } else { ReasonCode::SUCCESS };
+            let props = if st.protocol.is_v5() {
+                properties
+            } else {
+                Properties::default()
+            };
+            let reason = if st.protocol.is_v5() {
+                reason
+            } else {
+                ReasonCode::SUCCESS
+            };
             match st.session.disconnect(reason, props) {
                 Ok(()) => {
                     st.disconnecting = true;
@@ -1460,7 +1561,13 @@ impl Client {
 impl Client {
     /// Publishes a message. QoS 0 needs a connection (`Err(NoConnection)` offline); QoS 1/2
     /// are queued while offline and sent after the next CONNACK.
-    pub fn publish(&self, topic: &str, payload: impl AsRef<[u8]>, qos: QoS, retain: bool) -> Result<MessageInfo> {
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<MessageInfo> {
         self.publish_inner(topic, payload.as_ref(), qos, retain, None)
     }
 
@@ -1496,7 +1603,10 @@ impl Client {
             && !in_dispatch()
         {
             st.space_waiters += 1;
-            while st.session.pending_bytes() >= st.max_outgoing_bytes && st.conn.is_some() && !st.shutdown {
+            while st.session.pending_bytes() >= st.max_outgoing_bytes
+                && st.conn.is_some()
+                && !st.shutdown
+            {
                 st = self
                     .inner
                     .cond
@@ -1528,7 +1638,8 @@ impl Client {
             }
         }
         st.update_write_interest();
-        let need = !st.session.events.is_empty() || !st.session.logs.is_empty() || !st.events.is_empty();
+        let need =
+            !st.session.events.is_empty() || !st.session.logs.is_empty() || !st.events.is_empty();
         if need {
             st.collect();
             drop(st);
@@ -1547,7 +1658,10 @@ impl Client {
 
     /// Subscribes to several filters in one SUBSCRIBE packet.
     pub fn subscribe_many(&self, topics: &[(&str, QoS)]) -> Result<u16> {
-        let v: Vec<(&str, SubscribeOptions)> = topics.iter().map(|(t, q)| (*t, SubscribeOptions::qos(*q))).collect();
+        let v: Vec<(&str, SubscribeOptions)> = topics
+            .iter()
+            .map(|(t, q)| (*t, SubscribeOptions::qos(*q)))
+            .collect();
         self.subscribe_many_with_options(&v, None)
     }
 
@@ -1575,7 +1689,11 @@ impl Client {
         }
         let filters = topics.iter().map(|(t, o)| (t.to_string(), *o)).collect();
         let mut st = self.inner.lock();
-        let props = if st.protocol.is_v5() { properties.unwrap_or_default() } else { Properties::default() };
+        let props = if st.protocol.is_v5() {
+            properties.unwrap_or_default()
+        } else {
+            Properties::default()
+        };
         if st.conn.is_none() {
             return Err(Error::NoConnection);
         }
@@ -1600,7 +1718,11 @@ impl Client {
     }
 
     /// Unsubscribes with MQTT 5 properties.
-    pub fn unsubscribe_with_properties(&self, topics: &[&str], properties: Properties) -> Result<u16> {
+    pub fn unsubscribe_with_properties(
+        &self,
+        topics: &[&str],
+        properties: Properties,
+    ) -> Result<u16> {
         if topics.is_empty() {
             return Err(Error::invalid("unsubscribe needs at least one topic"));
         }
@@ -1608,11 +1730,17 @@ impl Client {
             validate_topic_filter(t)?;
         }
         let mut st = self.inner.lock();
-        let props = if st.protocol.is_v5() { properties } else { Properties::default() };
+        let props = if st.protocol.is_v5() {
+            properties
+        } else {
+            Properties::default()
+        };
         if st.conn.is_none() {
             return Err(Error::NoConnection);
         }
-        let mid = st.session.unsubscribe(topics.iter().map(|t| t.to_string()).collect(), props)?;
+        let mid = st
+            .session
+            .unsubscribe(topics.iter().map(|t| t.to_string()).collect(), props)?;
         if let Err(e) = self.inner.flush(&mut st) {
             self.inner.close_conn(&mut st, Why::Lost(e));
         }
@@ -1675,7 +1803,12 @@ impl Client {
             return;
         }
         let forward = self.inner.logger.load(Ordering::Relaxed);
-        let cb = self.inner.callbacks.lock().ok().and_then(|c| c.on_log.clone());
+        let cb = self
+            .inner
+            .callbacks
+            .lock()
+            .ok()
+            .and_then(|c| c.on_log.clone());
         for (level, line) in logs {
             if forward {
                 log::log!(target: "mqtt_sync", level.to_log_level(), "{line}");
@@ -1692,7 +1825,11 @@ impl Client {
         let (logs, has_events, background) = {
             let mut st = self.inner.lock();
             st.collect();
-            (std::mem::take(&mut st.logs), !st.events.is_empty(), st.background)
+            (
+                std::mem::take(&mut st.logs),
+                !st.events.is_empty(),
+                st.background,
+            )
         };
         self.emit_logs(logs);
         if has_events {
@@ -1715,7 +1852,11 @@ impl Client {
             let (events, logs, manual) = {
                 let mut st = self.inner.lock();
                 st.collect();
-                (std::mem::take(&mut st.events), std::mem::take(&mut st.logs), st.manual_ack)
+                (
+                    std::mem::take(&mut st.events),
+                    std::mem::take(&mut st.logs),
+                    st.manual_ack,
+                )
             };
             self.emit_logs(logs);
             if events.is_empty() {
@@ -1723,6 +1864,11 @@ impl Client {
             }
             let mut acks = Vec::new();
             for (gen, ev) in events {
+                if matches!(ev, CEvent::S(Event::Message { .. }))
+                    && gen == self.inner.discard_gen.load(Ordering::Relaxed)
+                {
+                    continue;
+                }
                 if let Some(ack) = self.dispatch_one(ev) {
                     if !manual {
                         acks.push((gen, ack));
@@ -1750,7 +1896,9 @@ impl Client {
         match ev {
             CEvent::S(Event::Connected { flags, rc, props }) => {
                 let slot = cbs().on_connect.clone();
-                call_slot(inner, self, "on_connect", slot, |f| f(self, flags, rc, &props));
+                call_slot(inner, self, "on_connect", slot, |f| {
+                    f(self, flags, rc, &props)
+                });
             }
             CEvent::S(Event::Message { msg, ack }) => {
                 self.dispatch_message(&msg);
@@ -1763,15 +1911,21 @@ impl Client {
             }
             CEvent::S(Event::Subscribed { mid, rcs, props }) => {
                 let slot = cbs().on_subscribe.clone();
-                call_slot(inner, self, "on_subscribe", slot, |f| f(self, mid, &rcs, &props));
+                call_slot(inner, self, "on_subscribe", slot, |f| {
+                    f(self, mid, &rcs, &props)
+                });
             }
             CEvent::S(Event::Unsubscribed { mid, rcs, props }) => {
                 let slot = cbs().on_unsubscribe.clone();
-                call_slot(inner, self, "on_unsubscribe", slot, |f| f(self, mid, &rcs, &props));
+                call_slot(inner, self, "on_unsubscribe", slot, |f| {
+                    f(self, mid, &rcs, &props)
+                });
             }
             CEvent::Disconnected { flags, rc, props } => {
                 let slot = cbs().on_disconnect.clone();
-                call_slot(inner, self, "on_disconnect", slot, |f| f(self, flags, rc, &props));
+                call_slot(inner, self, "on_disconnect", slot, |f| {
+                    f(self, flags, rc, &props)
+                });
             }
             CEvent::ConnectFail(e) => {
                 let slot = cbs().on_connect_fail.clone();
@@ -1787,11 +1941,15 @@ impl Client {
             }
             CEvent::RegisterWrite(fd) => {
                 let slot = cbs().on_socket_register_write.clone();
-                call_slot(inner, self, "on_socket_register_write", slot, |f| f(self, fd));
+                call_slot(inner, self, "on_socket_register_write", slot, |f| {
+                    f(self, fd)
+                });
             }
             CEvent::UnregisterWrite(fd) => {
                 let slot = cbs().on_socket_unregister_write.clone();
-                call_slot(inner, self, "on_socket_unregister_write", slot, |f| f(self, fd));
+                call_slot(inner, self, "on_socket_unregister_write", slot, |f| {
+                    f(self, fd)
+                });
             }
         }
         None
@@ -1799,7 +1957,11 @@ impl Client {
 
     fn dispatch_message(&self, msg: &Message) {
         let (matched, on_message) = {
-            let c = self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            let c = self
+                .inner
+                .callbacks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             let matched: Vec<_> = c
                 .topic
                 .iter()
@@ -1809,7 +1971,9 @@ impl Client {
             (matched, c.on_message.clone())
         };
         if matched.is_empty() {
-            call_slot(&self.inner, self, "on_message", on_message, |f| f(self, msg));
+            call_slot(&self.inner, self, "on_message", on_message, |f| {
+                f(self, msg)
+            });
         } else {
             for f in matched {
                 call_slot(&self.inner, self, "on_message", Some(f), |f| f(self, msg));
@@ -1839,7 +2003,8 @@ impl Client {
         }
         if st.conn.is_none() && !st.connecting {
             let due = st.next_attempt.is_some_and(|t| t <= now);
-            let may = st.connect_pending || (mode == Mode::Forever && st.want_connected && st.reconnect_on_failure);
+            let may = st.connect_pending
+                || (mode == Mode::Forever && st.want_connected && st.reconnect_on_failure);
             if due && may && st.host.is_some() {
                 let first_async = st.connect_pending && !st.ever_connected;
                 drop(st);
@@ -1890,13 +2055,20 @@ impl Client {
         if let Some(d) = st.stop_deadline {
             deadline = deadline.min(d);
         }
-        let immediate = st.conn.as_ref().is_some_and(|c| c.read_more || c.stream.has_buffered_read())
+        let immediate = st
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.read_more || c.stream.has_buffered_read())
             || !st.events.is_empty()
             || !st.session.events.is_empty();
         let had_conn = st.conn.is_some();
         let gen_before = st.gen;
         drop(st);
-        let wait = if immediate { Duration::ZERO } else { deadline.saturating_duration_since(Instant::now()) };
+        let wait = if immediate {
+            Duration::ZERO
+        } else {
+            deadline.saturating_duration_since(Instant::now())
+        };
         Ok(Prepared::Wait(Waiting {
             wait,
             had_conn,
@@ -1930,7 +2102,11 @@ impl Client {
             result = Err(Error::NoConnection);
         }
         if w.had_conn && st.gen != w.gen_before && st.conn.is_none() {
-            result = Err(st.last_error.as_ref().map(clone_error).unwrap_or(Error::ConnectionLost));
+            result = Err(st
+                .last_error
+                .as_ref()
+                .map(clone_error)
+                .unwrap_or(Error::ConnectionLost));
             if !st.want_connected {
                 result = Ok(());
             }
@@ -1951,7 +2127,8 @@ impl Client {
             return Some(Ok(()));
         }
         if st.stop {
-            let busy = st.connected() && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
+            let busy =
+                st.connected() && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
             let now = Instant::now();
             let ct = st.connect_timeout;
             let deadline = *st.stop_deadline.get_or_insert(now + ct);
@@ -1985,12 +2162,16 @@ impl Client {
     /// ended the connection on the pass that saw it end.
     pub fn loop_once(&self, timeout: Duration) -> Result<()> {
         if self.inner.loop_thread.is_current() {
-            return Err(Error::state("loop_once() called from inside a callback or a running loop"));
+            return Err(Error::state(
+                "loop_once() called from inside a callback or a running loop",
+            ));
         }
         {
             let st = self.inner.lock();
             if st.background {
-                return Err(Error::state("loop_once() while loop_start()/loop_forever() runs"));
+                return Err(Error::state(
+                    "loop_once() while loop_start()/loop_forever() runs",
+                ));
             }
         }
         let _g = self.inner.loop_thread.enter();
@@ -2007,12 +2188,16 @@ impl Client {
     /// fails (otherwise that failure is returned).
     pub fn loop_forever_with(&self, retry_first_connection: bool) -> Result<()> {
         if self.inner.loop_thread.is_current() {
-            return Err(Error::state("loop_forever() called from inside a callback or a running loop"));
+            return Err(Error::state(
+                "loop_forever() called from inside a callback or a running loop",
+            ));
         }
         {
             let mut st = self.inner.lock();
             if st.background {
-                return Err(Error::state("a loop is already running (loop_start or loop_forever)"));
+                return Err(Error::state(
+                    "a loop is already running (loop_start or loop_forever)",
+                ));
             }
             if st.host.is_none() {
                 return Err(Error::NoConnection);
@@ -2022,16 +2207,23 @@ impl Client {
         }
         let _g = self.inner.loop_thread.enter();
         let r = self.run_forever(retry_first_connection);
-        let mut st = self.inner.lock();
-        st.background = false;
-        st.stop = false;
-        st.stop_deadline = None;
+        {
+            let mut st = self.inner.lock();
+            st.background = false;
+            st.stop = false;
+            st.stop_deadline = None;
+        }
+        // Anything queued between the last pass and `background = false` runs here.
+        self.dispatch();
         r
     }
 
     fn run_forever(&self, retry_first: bool) -> Result<()> {
         loop {
             if let Some(r) = self.forever_exit(retry_first, false) {
+                // Events queued by other threads (e.g. disconnect()'s on_disconnect) run
+                // before the loop returns.
+                self.dispatch();
                 return r;
             }
             // Long waits: the waker interrupts them for anything new.
@@ -2047,7 +2239,9 @@ impl Client {
     pub fn loop_start(&self) -> Result<()> {
         let mut st = self.inner.lock();
         if st.background {
-            return Err(Error::state("a loop is already running (loop_start or loop_forever)"));
+            return Err(Error::state(
+                "a loop is already running (loop_start or loop_forever)",
+            ));
         }
         if let Some(h) = st.loop_handle.take() {
             if h.thread().id() != thread::current().id() {
@@ -2123,7 +2317,11 @@ impl Client {
         let mut r = Ok(());
         if let Err(why) = self.inner.read_in(&mut st) {
             self.inner.close_conn(&mut st, why);
-            r = Err(st.last_error.as_ref().map(clone_error).unwrap_or(Error::ConnectionLost));
+            r = Err(st
+                .last_error
+                .as_ref()
+                .map(clone_error)
+                .unwrap_or(Error::ConnectionLost));
         } else if let Err(e) = self.inner.flush(&mut st) {
             self.inner.close_conn(&mut st, Why::Lost(e));
             r = Err(Error::ConnectionLost);
@@ -2165,7 +2363,11 @@ impl Client {
         let mut r = Ok(());
         if let Err(c) = st.session.handle_timeout(Instant::now()) {
             self.inner.close_conn(&mut st, Why::Session(c));
-            r = Err(st.last_error.as_ref().map(clone_error).unwrap_or(Error::ConnectionLost));
+            r = Err(st
+                .last_error
+                .as_ref()
+                .map(clone_error)
+                .unwrap_or(Error::ConnectionLost));
         } else if let Err(e) = self.inner.flush(&mut st) {
             self.inner.close_conn(&mut st, Why::Lost(e));
             r = Err(Error::ConnectionLost);
@@ -2190,6 +2392,7 @@ fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
             inner: inner.clone(),
         };
         if client.forever_exit(true, true).is_some() {
+            client.dispatch();
             break;
         }
         let prepared = client.prepare(Duration::from_secs(3600), Mode::Forever);
@@ -2211,10 +2414,19 @@ fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
         };
         let _ = client.finish(w, Mode::Forever);
     }
-    let mut st = inner.lock();
-    st.background = false;
-    st.stop = false;
-    st.stop_deadline = None;
+    {
+        let mut st = inner.lock();
+        st.background = false;
+        st.stop = false;
+        st.stop_deadline = None;
+    }
+    if let Some(tok) = user.upgrade() {
+        Client {
+            user: tok,
+            inner: inner.clone(),
+        }
+        .dispatch();
+    }
 }
 
 struct Waiting {

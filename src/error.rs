@@ -63,7 +63,9 @@ pub enum Error {
     #[error("connection refused by the broker: {} ({rc})", connack_string(.0.value()), rc = .0)]
     ConnectionRefused(ReasonCode),
     /// The connection to the broker was lost.
-    #[error("the connection to the broker was lost; the loop reconnects if it runs with reconnect on")]
+    #[error(
+        "the connection to the broker was lost; the loop reconnects if it runs with reconnect on"
+    )]
     ConnectionLost,
     /// A TLS set-up or handshake error.
     #[error("TLS error: {0}")]
@@ -79,10 +81,14 @@ pub enum Error {
     #[error("the broker refused the message: {0}")]
     PublishRefused(ReasonCode),
     /// `max_queued_messages_set` is reached; the message was not queued.
-    #[error("the outgoing message queue is full (max_queued_messages); retry later or raise the limit")]
+    #[error(
+        "the outgoing message queue is full (max_queued_messages); retry later or raise the limit"
+    )]
     QueueSize,
     /// The broker did not answer PINGREQ within the keepalive.
-    #[error("the broker did not answer PINGREQ within the keepalive; the connection is considered lost")]
+    #[error(
+        "the broker did not answer PINGREQ within the keepalive; the connection is considered lost"
+    )]
     Keepalive,
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
@@ -139,7 +145,9 @@ pub fn error_string(code: i32) -> &'static str {
     match code {
         MQTT_ERR_SUCCESS => "No error.",
         MQTT_ERR_NOMEM => "Out of memory.",
-        MQTT_ERR_PROTOCOL => "A network protocol error occurred when communicating with the broker.",
+        MQTT_ERR_PROTOCOL => {
+            "A network protocol error occurred when communicating with the broker."
+        }
         MQTT_ERR_INVAL => "Invalid function arguments provided.",
         MQTT_ERR_NO_CONN => "The client is not currently connected.",
         MQTT_ERR_CONN_REFUSED => "The connection was refused.",

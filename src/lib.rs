@@ -124,10 +124,10 @@ mod topic;
 mod types;
 
 pub use client::{Client, WeakClient};
-#[cfg(feature = "tls")]
-pub use native_tls;
 pub use error::*;
 pub use message::{Message, MessageInfo};
+#[cfg(feature = "tls")]
+pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
 pub use options::{Auth, ClientBuilder, ConnectOptions, Will};
 pub use topic::topic_matches_sub;

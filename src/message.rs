@@ -53,7 +53,12 @@ pub struct Message {
 
 impl Message {
     /// Makes a message (mostly useful in tests of code that handles messages).
-    pub fn new(topic: impl Into<String>, payload: impl AsRef<[u8]>, qos: QoS, retain: bool) -> Self {
+    pub fn new(
+        topic: impl Into<String>,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+    ) -> Self {
         Message {
             topic: topic.into(),
             payload: payload.as_ref().to_vec(),

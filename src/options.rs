@@ -153,7 +153,11 @@ impl ClientBuilder {
     }
 }
 
-pub(crate) fn validate_session(protocol: Protocol, client_id: &str, clean: Option<bool>) -> Result<()> {
+pub(crate) fn validate_session(
+    protocol: Protocol,
+    client_id: &str,
+    clean: Option<bool>,
+) -> Result<()> {
     if protocol == Protocol::V5 {
         if clean.is_some() {
             return Err(Error::invalid(

@@ -109,7 +109,13 @@ pub(crate) fn configure(
 }
 
 /// Publishes one message and disconnects (Python's `publish.single`).
-pub fn single(topic: &str, payload: impl AsRef<[u8]>, qos: QoS, retain: bool, options: &Options) -> Result<()> {
+pub fn single(
+    topic: &str,
+    payload: impl AsRef<[u8]>,
+    qos: QoS,
+    retain: bool,
+    options: &Options,
+) -> Result<()> {
     multiple(
         &[Msg {
             topic: topic.to_string(),
@@ -128,14 +134,22 @@ pub fn single(topic: &str, payload: impl AsRef<[u8]>, qos: QoS, retain: bool, op
 /// returns `Err(InvalidArgument)`.
 pub fn multiple(msgs: &[Msg], options: &Options) -> Result<()> {
     if msgs.is_empty() {
-        return Err(Error::invalid("publish::multiple needs at least one message"));
+        return Err(Error::invalid(
+            "publish::multiple needs at least one message",
+        ));
     }
     let client = Client::builder()
         .client_id(options.client_id.clone())
         .protocol(options.protocol)
         .transport(options.transport)
         .build()?;
-    configure(&client, &options.will, &options.auth, &options.tls, &options.proxy)?;
+    configure(
+        &client,
+        &options.will,
+        &options.auth,
+        &options.tls,
+        &options.proxy,
+    )?;
     let queue = Arc::new(Mutex::new(msgs.iter().cloned().collect::<VecDeque<Msg>>()));
     let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
 

@@ -27,7 +27,10 @@ pub(crate) enum Event {
     },
     /// An application message for `on_message`; after the callback the client sends
     /// `ack` (PUBACK for QoS 1, PUBCOMP for QoS 2) unless manual acks are on.
-    Message { msg: Message, ack: Option<(u16, QoS)> },
+    Message {
+        msg: Message,
+        ack: Option<(u16, QoS)>,
+    },
     /// `on_publish`.
     Published {
         mid: u16,
@@ -263,7 +266,9 @@ impl Session {
     }
 
     fn log(&mut self, level: LogLevel, f: impl FnOnce() -> String) {
-        if self.cfg.log || (self.cfg.logger && log::log_enabled!(target: "mqtt_sync", level.to_log_level())) {
+        if self.cfg.log
+            || (self.cfg.logger && log::log_enabled!(target: "mqtt_sync", level.to_log_level()))
+        {
             self.logs.push((level, f()));
         }
     }
@@ -387,7 +392,11 @@ impl Session {
             while self.out.get(i).is_some_and(|b| b & 0x80 != 0) {
                 i += 1;
             }
-            let name_len = if connect.protocol == Protocol::V31 { 6 } else { 4 };
+            let name_len = if connect.protocol == Protocol::V31 {
+                6
+            } else {
+                4
+            };
             if let Some(b) = self.out.get_mut(i + 1 + 2 + name_len) {
                 *b |= 0x80;
             }
@@ -527,9 +536,17 @@ impl Session {
             }
             let mid = self.alloc_mid()?;
             let start = self.out.len();
-            if let Err(e) =
-                codec::encode_publish(&mut self.out, self.cfg.protocol, topic, payload, qos, retain, false, 0, props)
-            {
+            if let Err(e) = codec::encode_publish(
+                &mut self.out,
+                self.cfg.protocol,
+                topic,
+                payload,
+                qos,
+                retain,
+                false,
+                0,
+                props,
+            ) {
                 self.free_mid(mid);
                 return Err(e);
             }
@@ -541,10 +558,15 @@ impl Session {
             }
             self.appended_total += len as u64;
             self.log(LogLevel::Debug, || {
-                format!("Sending PUBLISH (d0, q0, r{}, m{mid}), '{topic}', ... ({} bytes)", u8::from(retain), payload.len())
+                format!(
+                    "Sending PUBLISH (d0, q0, r{}, m{mid}), '{topic}', ... ({} bytes)",
+                    u8::from(retain),
+                    payload.len()
+                )
             });
             let info = InfoShared::new(mid, self.notify.clone());
-            self.qos0_pending.push_back((self.appended_total, info.clone()));
+            self.qos0_pending
+                .push_back((self.appended_total, info.clone()));
             return Ok(info);
         }
         if self.cfg.max_queued > 0 && self.outgoing.len() >= self.cfg.max_queued {
@@ -552,7 +574,17 @@ impl Session {
         }
         let mid = self.alloc_mid()?;
         let mut bytes = Vec::new();
-        if let Err(e) = codec::encode_publish(&mut bytes, self.cfg.protocol, topic, payload, qos, retain, false, mid, props) {
+        if let Err(e) = codec::encode_publish(
+            &mut bytes,
+            self.cfg.protocol,
+            topic,
+            payload,
+            qos,
+            retain,
+            false,
+            mid,
+            props,
+        ) {
             self.free_mid(mid);
             return Err(e);
         }
@@ -666,7 +698,10 @@ impl Session {
     }
 
     fn find_sent(&self, mid: u16) -> Option<usize> {
-        self.outgoing.iter().take(self.inflight).position(|m| m.mid == mid)
+        self.outgoing
+            .iter()
+            .take(self.inflight)
+            .position(|m| m.mid == mid)
     }
 
     fn complete_outgoing(&mut self, idx: usize, rc: ReasonCode, props: Properties) {
@@ -683,25 +718,41 @@ impl Session {
             self.events.push_back(Event::Published {
                 mid: m.mid,
                 rc,
-                props: if props.is_empty() { None } else { Some(Box::new(props)) },
+                props: if props.is_empty() {
+                    None
+                } else {
+                    Some(Box::new(props))
+                },
             });
         }
     }
 
     /// Queues SUBSCRIBE. Only while a connection is open (CONNECT sent).
-    pub(crate) fn subscribe(&mut self, filters: Vec<(String, SubscribeOptions)>, props: Properties) -> Result<u16> {
+    pub(crate) fn subscribe(
+        &mut self,
+        filters: Vec<(String, SubscribeOptions)>,
+        props: Properties,
+    ) -> Result<u16> {
         if self.phase == Phase::Offline {
             return Err(Error::NoConnection);
         }
         let mid = self.alloc_mid()?;
-        let pkt = Packet::Subscribe(codec::Subscribe { pkid: mid, filters, properties: props });
+        let pkt = Packet::Subscribe(codec::Subscribe {
+            pkid: mid,
+            filters,
+            properties: props,
+        });
         if let Err(e) = self.append_packet(&pkt) {
             self.free_mid(mid);
             return Err(e);
         }
         if let Packet::Subscribe(s) = &pkt {
             self.log(LogLevel::Debug, || {
-                let list: Vec<String> = s.filters.iter().map(|(f, o)| format!("(b'{f}', q{})", o.qos as u8)).collect();
+                let list: Vec<String> = s
+                    .filters
+                    .iter()
+                    .map(|(f, o)| format!("(b'{f}', q{})", o.qos as u8))
+                    .collect();
                 format!("Sending SUBSCRIBE (d0, m{mid}) [{}]", list.join(", "))
             });
         }
@@ -715,13 +766,19 @@ impl Session {
             return Err(Error::NoConnection);
         }
         let mid = self.alloc_mid()?;
-        let pkt = Packet::Unsubscribe(codec::Unsubscribe { pkid: mid, filters, properties: props });
+        let pkt = Packet::Unsubscribe(codec::Unsubscribe {
+            pkid: mid,
+            filters,
+            properties: props,
+        });
         if let Err(e) = self.append_packet(&pkt) {
             self.free_mid(mid);
             return Err(e);
         }
         if let Packet::Unsubscribe(u) = &pkt {
-            self.log(LogLevel::Debug, || format!("Sending UNSUBSCRIBE (d0, m{mid}) {:?}", u.filters));
+            self.log(LogLevel::Debug, || {
+                format!("Sending UNSUBSCRIBE (d0, m{mid}) {:?}", u.filters)
+            });
         }
         self.pending_unsubs.insert(mid, ());
         Ok(mid)
@@ -730,7 +787,10 @@ impl Session {
     /// Queues DISCONNECT.
     pub(crate) fn disconnect(&mut self, reason: ReasonCode, props: Properties) -> Result<()> {
         self.log(LogLevel::Debug, || "Sending DISCONNECT".to_string());
-        self.append_packet(&Packet::Disconnect(Disconnect { reason, properties: props }))
+        self.append_packet(&Packet::Disconnect(Disconnect {
+            reason,
+            properties: props,
+        }))
     }
 
     /// Queues an AUTH packet (MQTT 5 re-authentication).
@@ -739,7 +799,10 @@ impl Session {
             return Err(Error::NotSupported("AUTH exists only in MQTT 5".into()));
         }
         self.log(LogLevel::Debug, || format!("Sending AUTH ({})", reason.0));
-        self.append_packet(&Packet::Auth(codec::Auth { reason, properties: props }))
+        self.append_packet(&Packet::Auth(codec::Auth {
+            reason,
+            properties: props,
+        }))
     }
 
     /// Sends the acknowledgement of an incoming message after its callback (or from
@@ -762,7 +825,11 @@ impl Session {
     }
 
     /// Decodes and handles every whole packet at the front of `buf`; returns the bytes used.
-    pub(crate) fn receive(&mut self, buf: &[u8], now: Instant) -> std::result::Result<usize, (usize, Close)> {
+    pub(crate) fn receive(
+        &mut self,
+        buf: &[u8],
+        now: Instant,
+    ) -> std::result::Result<usize, (usize, Close)> {
         let mut used = 0;
         loop {
             let rest = &buf[used..];
@@ -779,7 +846,9 @@ impl Session {
                     }
                 }
                 Err(DecodeError { reason, message }) => {
-                    self.log(LogLevel::Error, || format!("Malformed packet from the broker: {message}"));
+                    self.log(LogLevel::Error, || {
+                        format!("Malformed packet from the broker: {message}")
+                    });
                     if self.cfg.protocol.is_v5() && self.phase == Phase::Connected {
                         let _ = self.disconnect(reason, Properties::default());
                     }
@@ -798,18 +867,27 @@ impl Session {
     }
 
     /// Handles one packet from the broker.
-    pub(crate) fn handle_packet(&mut self, pkt: Packet, now: Instant) -> std::result::Result<(), Close> {
+    pub(crate) fn handle_packet(
+        &mut self,
+        pkt: Packet,
+        now: Instant,
+    ) -> std::result::Result<(), Close> {
         if self.phase == Phase::AwaitConnAck {
             return match pkt {
                 Packet::ConnAck(c) => self.handle_connack(c, now),
                 Packet::Auth(_) if self.cfg.protocol.is_v5() => {
-                    self.log(LogLevel::Warning, || "Received AUTH during connect; enhanced authentication is not supported".into());
+                    self.log(LogLevel::Warning, || {
+                        "Received AUTH during connect; enhanced authentication is not supported"
+                            .into()
+                    });
                     Err(proto_err("enhanced authentication (AUTH) is not supported"))
                 }
-                Packet::Disconnect(d) if self.cfg.protocol.is_v5() => Err(Close::Server(ServerDisconnect {
-                    reason: d.reason,
-                    props: Box::new(d.properties),
-                })),
+                Packet::Disconnect(d) if self.cfg.protocol.is_v5() => {
+                    Err(Close::Server(ServerDisconnect {
+                        reason: d.reason,
+                        props: Box::new(d.properties),
+                    }))
+                }
                 other => {
                     let name = other.name();
                     Err(self.protocol_violation(format!("expected CONNACK, received {name}")))
@@ -822,19 +900,25 @@ impl Session {
         match pkt {
             Packet::Publish(p) => self.handle_publish(p),
             Packet::PubAck(a) => {
-                self.log(LogLevel::Debug, || format!("Received PUBACK (Mid: {})", a.pkid));
+                self.log(LogLevel::Debug, || {
+                    format!("Received PUBACK (Mid: {})", a.pkid)
+                });
                 match self.find_sent(a.pkid) {
                     Some(i) if self.outgoing[i].qos == QoS::AtLeastOnce => {
                         self.complete_outgoing(i, a.reason, a.properties);
                         self.pump();
                     }
-                    _ => self.log(LogLevel::Warning, || format!("PUBACK for unknown mid {} ignored", a.pkid)),
+                    _ => self.log(LogLevel::Warning, || {
+                        format!("PUBACK for unknown mid {} ignored", a.pkid)
+                    }),
                 }
                 Ok(())
             }
             Packet::PubRec(a) => self.handle_pubrec(a),
             Packet::PubRel(a) => {
-                self.log(LogLevel::Debug, || format!("Received PUBREL (Mid: {})", a.pkid));
+                self.log(LogLevel::Debug, || {
+                    format!("Received PUBREL (Mid: {})", a.pkid)
+                });
                 match self.inbound_qos2.remove(&a.pkid) {
                     Some(msg) => {
                         let ack = Some((a.pkid, QoS::ExactlyOnce));
@@ -845,18 +929,24 @@ impl Session {
                 Ok(())
             }
             Packet::PubComp(a) => {
-                self.log(LogLevel::Debug, || format!("Received PUBCOMP (Mid: {})", a.pkid));
+                self.log(LogLevel::Debug, || {
+                    format!("Received PUBCOMP (Mid: {})", a.pkid)
+                });
                 match self.find_sent(a.pkid) {
                     Some(i) if self.outgoing[i].stage == Stage::PubRel => {
                         self.complete_outgoing(i, a.reason, a.properties);
                         self.pump();
                     }
-                    _ => self.log(LogLevel::Warning, || format!("PUBCOMP for unknown mid {} ignored", a.pkid)),
+                    _ => self.log(LogLevel::Warning, || {
+                        format!("PUBCOMP for unknown mid {} ignored", a.pkid)
+                    }),
                 }
                 Ok(())
             }
             Packet::SubAck(s) => {
-                self.log(LogLevel::Debug, || format!("Received SUBACK (Mid: {})", s.pkid));
+                self.log(LogLevel::Debug, || {
+                    format!("Received SUBACK (Mid: {})", s.pkid)
+                });
                 if self.pending_subs.remove(&s.pkid).is_some() {
                     self.free_mid(s.pkid);
                     self.events.push_back(Event::Subscribed {
@@ -868,7 +958,9 @@ impl Session {
                 Ok(())
             }
             Packet::UnsubAck(u) => {
-                self.log(LogLevel::Debug, || format!("Received UNSUBACK (Mid: {})", u.pkid));
+                self.log(LogLevel::Debug, || {
+                    format!("Received UNSUBACK (Mid: {})", u.pkid)
+                });
                 if self.pending_unsubs.remove(&u.pkid).is_some() {
                     self.free_mid(u.pkid);
                     self.events.push_back(Event::Unsubscribed {
@@ -885,14 +977,21 @@ impl Session {
                 Ok(())
             }
             Packet::Disconnect(d) if self.cfg.protocol.is_v5() => {
-                self.log(LogLevel::Debug, || format!("Received DISCONNECT {}", d.reason.0));
+                self.log(LogLevel::Debug, || {
+                    format!("Received DISCONNECT {}", d.reason.0)
+                });
                 Err(Close::Server(ServerDisconnect {
                     reason: d.reason,
                     props: Box::new(d.properties),
                 }))
             }
             Packet::Auth(a) if self.cfg.protocol.is_v5() => {
-                self.log(LogLevel::Warning, || format!("Received AUTH ({}); enhanced authentication is not supported", a.reason.0));
+                self.log(LogLevel::Warning, || {
+                    format!(
+                        "Received AUTH ({}); enhanced authentication is not supported",
+                        a.reason.0
+                    )
+                });
                 Err(self.protocol_violation("unexpected AUTH from the broker".into()))
             }
             other => {
@@ -904,14 +1003,24 @@ impl Session {
 
     fn handle_connack(&mut self, c: ConnAck, now: Instant) -> std::result::Result<(), Close> {
         let v5 = self.cfg.protocol.is_v5();
-        let rc = if v5 { ReasonCode(c.code) } else { ReasonCode::from_connack_v3(c.code) };
+        let rc = if v5 {
+            ReasonCode(c.code)
+        } else {
+            ReasonCode::from_connack_v3(c.code)
+        };
         self.log(LogLevel::Debug, || {
-            format!("Received CONNACK ({}, {})", u8::from(c.session_present), c.code)
+            format!(
+                "Received CONNACK ({}, {})",
+                u8::from(c.session_present),
+                c.code
+            )
         });
         self.connack_deadline = None;
         if rc.is_failure() {
             self.events.push_back(Event::Connected {
-                flags: ConnectFlags { session_present: false },
+                flags: ConnectFlags {
+                    session_present: false,
+                },
                 rc,
                 props: Box::new(c.properties),
             });
@@ -919,7 +1028,9 @@ impl Session {
         }
         if c.session_present && self.connect_clean {
             // [MQTT-3.2.2-4]: a clean start never resumes a session.
-            return Err(self.protocol_violation("CONNACK with Session Present after a clean start".into()));
+            return Err(
+                self.protocol_violation("CONNACK with Session Present after a clean start".into())
+            );
         }
         if v5 {
             let p = &c.properties;
@@ -935,7 +1046,11 @@ impl Session {
                 self.limits.maximum_packet_size = m as usize;
             }
             if let Some(q) = p.maximum_qos {
-                self.limits.maximum_qos = if q == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                self.limits.maximum_qos = if q == 0 {
+                    QoS::AtMostOnce
+                } else {
+                    QoS::AtLeastOnce
+                };
             }
             if let Some(r) = p.retain_available {
                 self.limits.retain_available = r != 0;
@@ -971,7 +1086,9 @@ impl Session {
             }
         }
         self.events.push_back(Event::Connected {
-            flags: ConnectFlags { session_present: c.session_present },
+            flags: ConnectFlags {
+                session_present: c.session_present,
+            },
             rc,
             props: Box::new(c.properties),
         });
@@ -980,7 +1097,9 @@ impl Session {
     }
 
     fn handle_pubrec(&mut self, a: Ack) -> std::result::Result<(), Close> {
-        self.log(LogLevel::Debug, || format!("Received PUBREC (Mid: {})", a.pkid));
+        self.log(LogLevel::Debug, || {
+            format!("Received PUBREC (Mid: {})", a.pkid)
+        });
         match self.find_sent(a.pkid) {
             Some(i) if self.outgoing[i].qos == QoS::ExactlyOnce => {
                 if a.reason.is_failure() {
@@ -999,12 +1118,16 @@ impl Session {
             }
             _ if a.reason.is_failure() => {
                 // [MQTT-4.3.3-4]: PUBREL answers only a successful PUBREC.
-                self.log(LogLevel::Warning, || format!("PUBREC (failure) for unknown mid {}", a.pkid));
+                self.log(LogLevel::Warning, || {
+                    format!("PUBREC (failure) for unknown mid {}", a.pkid)
+                });
             }
             _ => {
                 // Not ours (or not QoS 2): answer so the broker can release the id.
                 let mid = a.pkid;
-                self.log(LogLevel::Warning, || format!("PUBREC for unknown mid {mid}"));
+                self.log(LogLevel::Warning, || {
+                    format!("PUBREC for unknown mid {mid}")
+                });
                 if self.cfg.protocol.is_v5() {
                     self.append_raw(&[0x62, 0x03, (mid >> 8) as u8, mid as u8, 0x92]);
                 } else {
@@ -1016,21 +1139,34 @@ impl Session {
     }
 
     fn handle_publish(&mut self, p: Publish) -> std::result::Result<(), Close> {
-        let Publish { dup, qos, retain, mut topic, pkid, mut properties, payload } = p;
+        let Publish {
+            dup,
+            qos,
+            retain,
+            mut topic,
+            pkid,
+            mut properties,
+            payload,
+        } = p;
         if self.cfg.protocol.is_v5() {
             if let Some(alias) = properties.topic_alias.take() {
                 if alias == 0 || alias > self.client_alias_max {
                     let _ = self.disconnect(ReasonCode::TOPIC_ALIAS_INVALID, Properties::default());
                     return Err(Close::Protocol(
                         ReasonCode::TOPIC_ALIAS_INVALID,
-                        format!("Topic Alias {alias} above our Topic Alias Maximum {}", self.client_alias_max),
+                        format!(
+                            "Topic Alias {alias} above our Topic Alias Maximum {}",
+                            self.client_alias_max
+                        ),
                     ));
                 }
                 if topic.is_empty() {
                     match self.in_aliases.get(&alias) {
                         Some(t) => topic = t.clone(),
                         None => {
-                            return Err(self.protocol_violation(format!("unknown Topic Alias {alias}")));
+                            return Err(
+                                self.protocol_violation(format!("unknown Topic Alias {alias}"))
+                            );
                         }
                     }
                 } else {
@@ -1057,12 +1193,19 @@ impl Session {
             retain,
             dup,
             mid: pkid,
-            properties: if properties.is_empty() { None } else { Some(Box::new(properties)) },
+            properties: if properties.is_empty() {
+                None
+            } else {
+                Some(Box::new(properties))
+            },
             timestamp: Instant::now(),
         };
         match qos {
             QoS::AtMostOnce => self.events.push_back(Event::Message { msg, ack: None }),
-            QoS::AtLeastOnce => self.events.push_back(Event::Message { msg, ack: Some((pkid, qos)) }),
+            QoS::AtLeastOnce => self.events.push_back(Event::Message {
+                msg,
+                ack: Some((pkid, qos)),
+            }),
             QoS::ExactlyOnce => {
                 self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {pkid})"));
                 self.append_raw(&[0x50, 0x02, (pkid >> 8) as u8, pkid as u8]);
@@ -1123,7 +1266,9 @@ mod tests {
         let mut at = 0;
         while at < bytes.len() {
             // CONNECT decodes with the protocol it carries.
-            let (p, used) = decode(&bytes[at..], proto, usize::MAX).expect("valid").expect("whole");
+            let (p, used) = decode(&bytes[at..], proto, usize::MAX)
+                .expect("valid")
+                .expect("whole");
             pkts.push(p);
             at += used;
         }
@@ -1145,7 +1290,13 @@ mod tests {
     fn up(protocol: Protocol, max_inflight: u16) -> (Session, Instant) {
         let now = Instant::now();
         let mut s = session(protocol, max_inflight);
-        s.start_connect(&connect_pkt(protocol, 10), false, now, Duration::from_secs(5)).unwrap();
+        s.start_connect(
+            &connect_pkt(protocol, 10),
+            false,
+            now,
+            Duration::from_secs(5),
+        )
+        .unwrap();
         connack(&mut s, Properties::default(), now);
         drain(&mut s);
         s.events.clear();
@@ -1174,13 +1325,21 @@ mod tests {
         let (mut s, _) = up(Protocol::V311, 0);
         let a = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
         let b = s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
-        let c = s.subscribe(vec![("t".into(), SubscribeOptions::default())], Properties::default()).unwrap();
+        let c = s
+            .subscribe(
+                vec![("t".into(), SubscribeOptions::default())],
+                Properties::default(),
+            )
+            .unwrap();
         assert_eq!((a.mid, b.mid, c), (1, 2, 3));
         // QoS 0 mid 2 is freed once written; mid 1 (unacked) and 3 (no SUBACK) stay in use.
         drain(&mut s);
         s.next_mid = 65535;
         let d = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
-        assert_eq!(d.mid, 2, "wraps to 1 (in flight, skipped), then 2 (free again)");
+        assert_eq!(
+            d.mid, 2,
+            "wraps to 1 (in flight, skipped), then 2 (free again)"
+        );
         let e = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
         assert_eq!(e.mid, 4, "3 waits for its SUBACK");
     }
@@ -1211,7 +1370,13 @@ mod tests {
     #[test]
     fn reconnect_resends_with_dup_in_order_and_pubrel_within_window() {
         let (mut s, now) = up(Protocol::V311, 3);
-        for q in [QoS::ExactlyOnce, QoS::AtLeastOnce, QoS::AtLeastOnce, QoS::AtLeastOnce, QoS::AtLeastOnce] {
+        for q in [
+            QoS::ExactlyOnce,
+            QoS::AtLeastOnce,
+            QoS::AtLeastOnce,
+            QoS::AtLeastOnce,
+            QoS::AtLeastOnce,
+        ] {
             s.publish("t", b"x", q, false, None).unwrap();
         }
         drain(&mut s);
@@ -1219,12 +1384,21 @@ mod tests {
         s.handle_packet(Packet::PubRec(ack(1)), now).unwrap();
         assert!(matches!(drain(&mut s)[..], [Packet::PubRel(ref a)] if a.pkid == 1));
         s.connection_closed();
-        s.start_connect(&connect_pkt(Protocol::V311, 10), false, now, Duration::from_secs(5)).unwrap();
+        s.start_connect(
+            &connect_pkt(Protocol::V311, 10),
+            false,
+            now,
+            Duration::from_secs(5),
+        )
+        .unwrap();
         drain(&mut s);
         connack(&mut s, Properties::default(), now);
         let pkts = drain(&mut s);
         // Window 3: PUBREL 1, then PUBLISH 2 and 3 with DUP; 4 and 5 wait.
-        assert!(matches!(pkts[0], Packet::PubRel(ref a) if a.pkid == 1), "{pkts:?}");
+        assert!(
+            matches!(pkts[0], Packet::PubRel(ref a) if a.pkid == 1),
+            "{pkts:?}"
+        );
         assert_eq!(pub_mids(&pkts), vec![(2, true), (3, true)]);
         s.handle_packet(Packet::PubComp(ack(1)), now).unwrap();
         // 4 was never sent: no DUP.
@@ -1244,14 +1418,21 @@ mod tests {
             payload: b"p".to_vec(),
         };
         s.handle_packet(Packet::Publish(p.clone()), now).unwrap();
-        s.handle_packet(Packet::Publish(Publish { dup: true, ..p }), now).unwrap();
+        s.handle_packet(Packet::Publish(Publish { dup: true, ..p }), now)
+            .unwrap();
         assert!(s.events.is_empty(), "nothing delivered before PUBREL");
         let pkts = drain(&mut s);
         assert_eq!(pkts.len(), 2);
-        assert!(pkts.iter().all(|p| matches!(p, Packet::PubRec(a) if a.pkid == 7)));
+        assert!(pkts
+            .iter()
+            .all(|p| matches!(p, Packet::PubRec(a) if a.pkid == 7)));
         s.handle_packet(Packet::PubRel(ack(7)), now).unwrap();
         s.handle_packet(Packet::PubRel(ack(7)), now).unwrap();
-        let delivered = s.events.iter().filter(|e| matches!(e, Event::Message { .. })).count();
+        let delivered = s
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::Message { .. }))
+            .count();
         assert_eq!(delivered, 1);
         // The second PUBREL is answered at once; the first after the callback.
         assert!(matches!(drain(&mut s)[..], [Packet::PubComp(ref a)] if a.pkid == 7));
@@ -1266,18 +1447,29 @@ mod tests {
         s.handle_timeout(t0 + Duration::from_secs(10)).unwrap();
         assert!(matches!(drain(&mut s)[..], [Packet::PingReq]));
         assert!(s.handle_timeout(t0 + Duration::from_secs(19)).is_ok());
-        assert!(matches!(s.handle_timeout(t0 + Duration::from_secs(20)), Err(Close::Keepalive)));
+        assert!(matches!(
+            s.handle_timeout(t0 + Duration::from_secs(20)),
+            Err(Close::Keepalive)
+        ));
     }
 
     #[test]
     fn connack_limits_refuse_or_end_queued_messages() {
         let now = Instant::now();
         let mut s = session(Protocol::V5, 0);
-        let too_big = s.publish("t", &[0u8; 100], QoS::AtLeastOnce, false, None).unwrap();
+        let too_big = s
+            .publish("t", &[0u8; 100], QoS::AtLeastOnce, false, None)
+            .unwrap();
         let qos2 = s.publish("t", b"x", QoS::ExactlyOnce, false, None).unwrap();
         let retained = s.publish("t", b"x", QoS::AtLeastOnce, true, None).unwrap();
         let ok = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
-        s.start_connect(&connect_pkt(Protocol::V5, 0), false, now, Duration::from_secs(5)).unwrap();
+        s.start_connect(
+            &connect_pkt(Protocol::V5, 0),
+            false,
+            now,
+            Duration::from_secs(5),
+        )
+        .unwrap();
         drain(&mut s);
         connack(
             &mut s,
@@ -1298,24 +1490,42 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(ended, vec![(too_big.mid, 0x95), (qos2.mid, 0x9B), (retained.mid, 0x9A)]);
+        assert_eq!(
+            ended,
+            vec![(too_big.mid, 0x95), (qos2.mid, 0x9B), (retained.mid, 0x9A)]
+        );
         assert_eq!(pub_mids(&drain(&mut s)), vec![(ok.mid, false)]);
         // While connected the same publishes are refused up front.
-        assert!(matches!(s.publish("t", b"x", QoS::ExactlyOnce, false, None), Err(Error::NotSupported(_))));
-        assert!(matches!(s.publish("t", &[0u8; 100], QoS::AtMostOnce, false, None), Err(Error::PayloadSize(_))));
+        assert!(matches!(
+            s.publish("t", b"x", QoS::ExactlyOnce, false, None),
+            Err(Error::NotSupported(_))
+        ));
+        assert!(matches!(
+            s.publish("t", &[0u8; 100], QoS::AtMostOnce, false, None),
+            Err(Error::PayloadSize(_))
+        ));
         assert!(s.out.is_empty(), "a refused call sends nothing");
     }
 
     #[test]
     fn offline_qos0_and_subscribe_are_refused() {
         let mut s = session(Protocol::V311, 0);
-        assert!(matches!(s.publish("t", b"x", QoS::AtMostOnce, false, None), Err(Error::NoConnection)));
         assert!(matches!(
-            s.subscribe(vec![("t".into(), SubscribeOptions::default())], Properties::default()),
+            s.publish("t", b"x", QoS::AtMostOnce, false, None),
+            Err(Error::NoConnection)
+        ));
+        assert!(matches!(
+            s.subscribe(
+                vec![("t".into(), SubscribeOptions::default())],
+                Properties::default()
+            ),
             Err(Error::NoConnection)
         ));
         s.cfg.max_queued = 1;
         s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
-        assert!(matches!(s.publish("t", b"x", QoS::AtLeastOnce, false, None), Err(Error::QueueSize)));
+        assert!(matches!(
+            s.publish("t", b"x", QoS::AtLeastOnce, false, None),
+            Err(Error::QueueSize)
+        ));
     }
 }

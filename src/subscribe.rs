@@ -78,7 +78,13 @@ pub fn callback(
         b = b.clean_session(options.clean_session);
     }
     let client = b.build()?;
-    configure(&client, &options.will, &options.auth, &options.tls, &options.proxy)?;
+    configure(
+        &client,
+        &options.will,
+        &options.auth,
+        &options.tls,
+        &options.proxy,
+    )?;
     let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     {
@@ -113,11 +119,18 @@ pub fn callback(
 /// Subscribes to `topics` and returns the first `msg_count` messages (Python's
 /// `subscribe.simple`); with `retained` false, retained messages are skipped. `msg_count`
 /// of 0 returns `Err(InvalidArgument)`.
-pub fn simple(topics: &[&str], qos: QoS, msg_count: usize, retained: bool, options: &Options) -> Result<Vec<Message>> {
+pub fn simple(
+    topics: &[&str],
+    qos: QoS,
+    msg_count: usize,
+    retained: bool,
+    options: &Options,
+) -> Result<Vec<Message>> {
     if msg_count < 1 {
         return Err(Error::invalid("msg_count must be at least 1"));
     }
-    let got: Arc<Mutex<Vec<Message>>> = Arc::new(Mutex::new(Vec::with_capacity(msg_count.min(1024))));
+    let got: Arc<Mutex<Vec<Message>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(msg_count.min(1024))));
     let sink = got.clone();
     callback(
         move |c, m| {

@@ -63,7 +63,11 @@ impl Run {
     #[track_caller]
     fn start(name: &str, args: &[&str]) -> Run {
         let exe = examples_dir().join(name);
-        assert!(exe.exists(), "example binary {} was not built (is examples/{name}.rs there?)", exe.display());
+        assert!(
+            exe.exists(),
+            "example binary {} was not built (is examples/{name}.rs there?)",
+            exe.display()
+        );
         let mut child = Command::new(&exe)
             .args(args)
             .stdin(Stdio::null())
@@ -90,7 +94,13 @@ impl Run {
                 }
             }));
         }
-        Run { name: name.to_string(), child, lines: rx, output, readers }
+        Run {
+            name: name.to_string(),
+            child,
+            lines: rx,
+            output,
+            readers,
+        }
     }
 
     fn output(&self) -> String {
@@ -109,7 +119,11 @@ impl Run {
                 Err(_) => {
                     let _ = self.child.kill();
                     let _ = self.child.wait();
-                    panic!("{}: no line containing {needle:?}; output:\n{}", self.name, self.output());
+                    panic!(
+                        "{}: no line containing {needle:?}; output:\n{}",
+                        self.name,
+                        self.output()
+                    );
                 }
             }
         }
@@ -130,7 +144,11 @@ impl Run {
                 for r in self.readers.drain(..) {
                     let _ = r.join();
                 }
-                panic!("{} did not finish within {RUN_TIMEOUT:?}; output:\n{}", self.name, self.output());
+                panic!(
+                    "{} did not finish within {RUN_TIMEOUT:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -145,7 +163,10 @@ impl Run {
     fn success(self) -> String {
         let name = self.name.clone();
         let (status, out) = self.finish();
-        assert!(status.success(), "{name} exited with {status}; output:\n{out}");
+        assert!(
+            status.success(),
+            "{name} exited with {status}; output:\n{out}"
+        );
         out
     }
 }
@@ -184,8 +205,13 @@ fn port_arg(broker: &Mosquitto) -> String {
 
 /// Publishes a retained message through the default listener.
 fn retain(broker: &Mosquitto, topic: &str, payload: &str) {
-    let opts = publish::Options { hostname: broker.host().into(), port: broker.port(), ..Default::default() };
-    publish::single(topic, payload, QoS::AtLeastOnce, true, &opts).expect("publish retained message");
+    let opts = publish::Options {
+        hostname: broker.host().into(),
+        port: broker.port(),
+        ..Default::default()
+    };
+    publish::single(topic, payload, QoS::AtLeastOnce, true, &opts)
+        .expect("publish retained message");
 }
 
 /// A client subscribed (SUBACK received) to `filter`; messages arrive as `topic payload`.
@@ -194,7 +220,11 @@ fn subscriber(broker: &Mosquitto, filter: &str) -> (Client, Events<String>) {
     let msgs: Events<String> = Events::new();
     let tx = msgs.sender();
     c.on_message(move |_c, m| {
-        let _ = tx.send(format!("{} {}", m.topic(), String::from_utf8_lossy(m.payload())));
+        let _ = tx.send(format!(
+            "{} {}",
+            m.topic(),
+            String::from_utf8_lossy(m.payload())
+        ));
     });
     let subacks: Events<u16> = Events::new();
     let stx = subacks.sender();
@@ -220,7 +250,17 @@ fn wait_for_suback(broker: &Mosquitto) {
 #[test]
 fn client_sub() {
     let broker = sys_broker();
-    let out = run("client_sub", &["--host", broker.host(), "--port", &port_arg(&broker), "--count", "1"]);
+    let out = run(
+        "client_sub",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--count",
+            "1",
+        ],
+    );
     assert_has(&out, "reason_code: Success");
     assert_has(&out, "Subscribed: 1 [");
     assert_has(&out, "$SYS/broker/version 0 b'mosquitto version");
@@ -232,7 +272,16 @@ fn client_sub_class() {
     retain(&broker, "class/t", "hello");
     let out = run(
         "client_sub_class",
-        &["--host", broker.host(), "--port", &port_arg(&broker), "--topic", "class/#", "--count", "1"],
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--topic",
+            "class/#",
+            "--count",
+            "1",
+        ],
     );
     assert_has(&out, "rc: Success");
     assert_has(&out, "Subscribed: 1 [");
@@ -245,13 +294,29 @@ fn client_sub_class() {
 #[test]
 fn client_sub_multiple_callback() {
     let broker = sys_broker();
-    let out = run("client_sub_multiple_callback", &["--host", broker.host(), "--port", &port_arg(&broker), "--count", "100"]);
+    let out = run(
+        "client_sub_multiple_callback",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--count",
+            "100",
+        ],
+    );
     assert_has(&out, "MESSAGES: $SYS/broker/messages/");
     assert_has(&out, "BYTES: $SYS/broker/bytes/");
     assert_has(&out, "\n$SYS/broker/");
     // on_message never sees what a filter callback took.
-    assert!(!out.lines().any(|l| l.starts_with("$SYS/broker/bytes/")), "{out}");
-    assert!(!out.lines().any(|l| l.starts_with("$SYS/broker/messages/")), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("$SYS/broker/bytes/")),
+        "{out}"
+    );
+    assert!(
+        !out.lines().any(|l| l.starts_with("$SYS/broker/messages/")),
+        "{out}"
+    );
 }
 
 #[test]
@@ -260,9 +325,23 @@ fn client_sub_opts() {
     retain(&broker, "opts/t", "hello");
     let out = run(
         "client_sub_opts",
-        &["-H", broker.host(), "-P", &port_arg(&broker), "-t", "opts/#", "-q", "1", "-C", "1"],
+        &[
+            "-H",
+            broker.host(),
+            "-P",
+            &port_arg(&broker),
+            "-t",
+            "opts/#",
+            "-q",
+            "1",
+            "-C",
+            "1",
+        ],
     );
-    assert_has(&out, &format!("Connecting to {} port: {}", broker.host(), broker.port()));
+    assert_has(
+        &out,
+        &format!("Connecting to {} port: {}", broker.host(), broker.port()),
+    );
     assert_has(&out, "reason_code: Success");
     assert_has(&out, "Subscribed: 1 [Granted QoS 1]");
     assert_has(&out, "opts/t 1 b'hello'");
@@ -272,12 +351,25 @@ fn client_sub_opts() {
 #[cfg_attr(not(feature = "tls"), ignore = "needs the tls feature")]
 fn client_sub_opts_tls() {
     let certs = support::certs::Certs::shared();
-    let broker = Mosquitto::builder().tls_listener("tls", certs, false).start();
+    let broker = Mosquitto::builder()
+        .tls_listener("tls", certs, false)
+        .start();
     retain(&broker, "opts/tls", "secret");
     let ca = certs.ca.display().to_string();
     let out = run(
         "client_sub_opts",
-        &["-H", "localhost", "-P", &broker.port_of("tls").to_string(), "-F", &ca, "-t", "opts/#", "-C", "1"],
+        &[
+            "-H",
+            "localhost",
+            "-P",
+            &broker.port_of("tls").to_string(),
+            "-F",
+            &ca,
+            "-t",
+            "opts/#",
+            "-C",
+            "1",
+        ],
     );
     assert_has(&out, "reason_code: Success");
     assert_has(&out, "opts/tls 0 b'secret'");
@@ -286,10 +378,24 @@ fn client_sub_opts_tls() {
 #[test]
 #[cfg_attr(not(feature = "websockets"), ignore = "needs the websockets feature")]
 fn client_sub_ws() {
-    let broker = Mosquitto::builder().listener("ws", &["protocol websockets"]).start();
+    let broker = Mosquitto::builder()
+        .listener("ws", &["protocol websockets"])
+        .start();
     retain(&broker, "ws/t", "over websockets");
     let ws_port = broker.port_of("ws").to_string();
-    let out = run("client_sub_ws", &["--host", broker.host(), "--port", &ws_port, "--topic", "ws/#", "--count", "1"]);
+    let out = run(
+        "client_sub_ws",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &ws_port,
+            "--topic",
+            "ws/#",
+            "--count",
+            "1",
+        ],
+    );
     assert_has(&out, "reason_code: Success");
     assert_has(&out, "Subscribed: 1 [");
     assert_has(&out, "ws/t 0 b'over websockets'");
@@ -302,21 +408,50 @@ fn client_sub_ws() {
 fn client_sub_srv() {
     use support::dns::{Dnsmasq, Srv};
     let broker = sys_broker();
-    let dns = Dnsmasq::start(&[Srv::new("_mqtt._tcp.examples.test", "localhost", broker.port(), 10, 0)], &["examples.test"]);
+    let dns = Dnsmasq::start(
+        &[Srv::new(
+            "_mqtt._tcp.examples.test",
+            "localhost",
+            broker.port(),
+            10,
+            0,
+        )],
+        &["examples.test"],
+    );
     let out = run(
         "client_sub_srv",
-        &["--domain", "examples.test", "--nameserver", &dns.addr().to_string(), "--count", "1"],
+        &[
+            "--domain",
+            "examples.test",
+            "--nameserver",
+            &dns.addr().to_string(),
+            "--count",
+            "1",
+        ],
     );
     assert_has(&out, &format!(":{}", broker.port()));
     assert_has(&out, "Connected to ");
     assert_has(&out, "$SYS/broker/version 0 b'mosquitto version");
-    assert!(out.lines().last().unwrap_or_default().starts_with("rc: "), "{out}");
+    assert!(
+        out.lines().last().unwrap_or_default().starts_with("rc: "),
+        "{out}"
+    );
 }
 
 #[test]
 fn client_logger() {
     let broker = sys_broker();
-    let out = run("client_logger", &["--host", broker.host(), "--port", &port_arg(&broker), "--count", "1"]);
+    let out = run(
+        "client_logger",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--count",
+            "1",
+        ],
+    );
     assert_has(&out, "[stderr] DEBUG:mqtt_sync:");
     assert_has(&out, "Received CONNACK");
     assert_has(&out, "Received PUBLISH");
@@ -329,7 +464,10 @@ fn client_logger() {
 fn client_pub_wait() {
     let broker = Mosquitto::start();
     let (_sub, msgs) = subscriber(&broker, "#");
-    let out = run("client_pub_wait", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    let out = run(
+        "client_pub_wait",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     assert_has(&out, "tuple\n");
     assert_has(&out, "class\n");
     assert_has(&out, "reason_code: Success");
@@ -345,12 +483,26 @@ fn client_pub_opts() {
     let (_sub, msgs) = subscriber(&broker, "paho/test/opts");
     let out = run(
         "client_pub_opts",
-        &["-H", broker.host(), "-P", &port_arg(&broker), "-N", "3", "-S", "0", "-q", "1"],
+        &[
+            "-H",
+            broker.host(),
+            "-P",
+            &port_arg(&broker),
+            "-N",
+            "3",
+            "-S",
+            "0",
+            "-q",
+            "1",
+        ],
     );
     assert_has(&out, "connect reason_code: Success");
     for n in 0..3 {
         assert_has(&out, &format!("Publishing: {{\"msgnum\": \"{n}\"}}"));
-        assert_eq!(msgs.wait(T), format!("paho/test/opts {{\"msgnum\": \"{n}\"}}"));
+        assert_eq!(
+            msgs.wait(T),
+            format!("paho/test/opts {{\"msgnum\": \"{n}\"}}")
+        );
     }
     assert_has(&out, "mid: 3");
 }
@@ -358,7 +510,10 @@ fn client_pub_opts() {
 #[test]
 fn client_session_present() {
     let broker = Mosquitto::start();
-    let out = run("client_session_present", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    let out = run(
+        "client_session_present",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     let expected = [
         "First connection:",
         "    Session present: false",
@@ -369,10 +524,16 @@ fn client_session_present() {
     ];
     let got: Vec<&str> = out
         .lines()
-        .filter(|l| l.ends_with("connection:") || l.contains("=True):") || l.contains("Session present"))
+        .filter(|l| {
+            l.ends_with("connection:") || l.contains("=True):") || l.contains("Session present")
+        })
         .collect();
     assert_eq!(got, expected, "output:\n{out}");
-    assert_eq!(out.matches("Connection result: Success").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("Connection result: Success").count(),
+        3,
+        "{out}"
+    );
 }
 
 #[test]
@@ -381,12 +542,28 @@ fn client_mqtt_clear_retain() {
     retain(&broker, "clear/a", "x");
     retain(&broker, "clear/b", "y");
     let port = port_arg(&broker);
-    let out = run("client_mqtt_clear_retain", &["-h", broker.host(), "-p", &port, "-t", "clear/#", "-v"]);
+    let out = run(
+        "client_mqtt_clear_retain",
+        &["-h", broker.host(), "-p", &port, "-t", "clear/#", "-v"],
+    );
     assert_has(&out, "rc: Success");
     assert_has(&out, "Clearing topic clear/a");
     assert_has(&out, "Clearing topic clear/b");
     // Nothing is retained any more: a second run finds nothing and gives up after --timeout.
-    let out = run("client_mqtt_clear_retain", &["-h", broker.host(), "-p", &port, "-t", "clear/#", "-v", "--timeout", "1"]);
+    let out = run(
+        "client_mqtt_clear_retain",
+        &[
+            "-h",
+            broker.host(),
+            "-p",
+            &port,
+            "-t",
+            "clear/#",
+            "-v",
+            "--timeout",
+            "1",
+        ],
+    );
     assert!(!out.contains("Clearing topic"), "{out}");
     assert_has(&out, "Nothing (more) to clear");
 }
@@ -398,13 +575,31 @@ fn client_mqtt_clear_retain() {
 fn rpc_math_server_and_client() {
     let broker = Mosquitto::start();
     let port = port_arg(&broker);
-    let mut server = Run::start("server_rpc_math", &["--host", broker.host(), "--port", &port, "--count", "2"]);
+    let mut server = Run::start(
+        "server_rpc_math",
+        &["--host", broker.host(), "--port", &port, "--count", "2"],
+    );
     server.wait_line("Subscribing to math requests");
     server.wait_line("Subscribed:");
 
-    let out = run("client_rpc_math", &["--host", broker.host(), "--port", &port, "add", "1", "2", "3.5"]);
+    let out = run(
+        "client_rpc_math",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port,
+            "add",
+            "1",
+            "2",
+            "3.5",
+        ],
+    );
     assert_has(&out, "Response: 6.5");
-    let out = run("client_rpc_math", &["--host", broker.host(), "--port", &port, "mult", "2", "-3"]);
+    let out = run(
+        "client_rpc_math",
+        &["--host", broker.host(), "--port", &port, "mult", "2", "-3"],
+    );
     assert_has(&out, "Response: -6.0");
 
     let out = server.success();
@@ -426,10 +621,24 @@ fn client_rpc_math_usage() {
 #[test]
 fn loop_select() {
     let broker = Mosquitto::start();
-    let out = run("loop_select", &["--host", broker.host(), "--port", &port_arg(&broker), "--delay", "0"]);
+    let out = run(
+        "loop_select",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--delay",
+            "0",
+        ],
+    );
     assert_has(&out, "Starting");
     assert_has(&out, "Subscribing");
-    assert_eq!(out.matches("Got message with len 200000").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("Got message with len 200000").count(),
+        3,
+        "{out}"
+    );
     // The shrunk send buffer makes the loop wait for writability at least once.
     assert_has(&out, "Socket is writable, calling loop_write");
     assert_has(&out, "Disconnected: Success");
@@ -443,7 +652,10 @@ fn loop_select() {
 fn publish_single() {
     let broker = Mosquitto::start();
     let (_sub, msgs) = subscriber(&broker, "paho/test/#");
-    run("publish_single", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    run(
+        "publish_single",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     assert_eq!(msgs.wait(T), "paho/test/single boo");
 }
 
@@ -451,7 +663,10 @@ fn publish_single() {
 fn publish_multiple() {
     let broker = Mosquitto::start();
     let (_sub, msgs) = subscriber(&broker, "paho/test/#");
-    run("publish_multiple", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    run(
+        "publish_multiple",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     assert_eq!(msgs.wait(T), "paho/test/multiple multiple 1");
     assert_eq!(msgs.wait(T), "paho/test/multiple multiple 2");
 }
@@ -460,15 +675,24 @@ fn publish_multiple() {
 fn publish_utf8_3() {
     let broker = Mosquitto::start();
     let (_sub, msgs) = subscriber(&broker, "paho/test/#");
-    run("publish_utf8_3", &["--host", broker.host(), "--port", &port_arg(&broker)]);
-    assert_eq!(msgs.wait(T), "paho/test/single/ô German umlauts like \"ä\" ü\"ö\" are not supported");
+    run(
+        "publish_utf8_3",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
+    assert_eq!(
+        msgs.wait(T),
+        "paho/test/single/ô German umlauts like \"ä\" ü\"ö\" are not supported"
+    );
 }
 
 #[test]
 fn publish_utf8_27() {
     let broker = Mosquitto::start();
     let (_sub, msgs) = subscriber(&broker, "paho/test/#");
-    run("publish_utf8_27", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    run(
+        "publish_utf8_27",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     assert_eq!(msgs.wait(T), "paho/test/single/ô bôô");
 }
 
@@ -476,13 +700,20 @@ fn publish_utf8_27() {
 fn subscribe_simple() {
     let broker = Mosquitto::start();
     retain(&broker, "simple/retained", "skipped"); // retained=False: not counted
-    let run_ = Run::start("subscribe_simple", &["--host", broker.host(), "--port", &port_arg(&broker)]);
+    let run_ = Run::start(
+        "subscribe_simple",
+        &["--host", broker.host(), "--port", &port_arg(&broker)],
+    );
     wait_for_suback(&broker);
     let msgs = [
         publish::Msg::new("simple/a", "one"),
         publish::Msg::new("simple/b", "two"),
     ];
-    let opts = publish::Options { hostname: broker.host().into(), port: broker.port(), ..Default::default() };
+    let opts = publish::Options {
+        hostname: broker.host().into(),
+        port: broker.port(),
+        ..Default::default()
+    };
     publish::multiple(&msgs, &opts).unwrap();
     let out = run_.success();
     assert_eq!(out, "simple/a\nb'one'\nsimple/b\nb'two'\n");
@@ -491,10 +722,27 @@ fn subscribe_simple() {
 #[test]
 fn subscribe_callback() {
     let broker = Mosquitto::start();
-    let run_ = Run::start("subscribe_callback", &["--host", broker.host(), "--port", &port_arg(&broker), "--count", "2"]);
+    let run_ = Run::start(
+        "subscribe_callback",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--count",
+            "2",
+        ],
+    );
     wait_for_suback(&broker);
-    let msgs = [publish::Msg::new("cb/a", "one"), publish::Msg::new("cb/b", "two")];
-    let opts = publish::Options { hostname: broker.host().into(), port: broker.port(), ..Default::default() };
+    let msgs = [
+        publish::Msg::new("cb/a", "one"),
+        publish::Msg::new("cb/b", "two"),
+    ];
+    let opts = publish::Options {
+        hostname: broker.host().into(),
+        port: broker.port(),
+        ..Default::default()
+    };
     publish::multiple(&msgs, &opts).unwrap();
     let out = run_.success();
     assert_eq!(out, "cb/a : b'one'\ncb/b : b'two'\n");
@@ -506,7 +754,16 @@ fn subscribe_callback() {
 #[test]
 fn sys_version() {
     let broker = sys_broker();
-    let out = run("sys_version", &["--host", broker.host(), "--port", &port_arg(&broker), "--exit-after-first"]);
+    let out = run(
+        "sys_version",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port_arg(&broker),
+            "--exit-after-first",
+        ],
+    );
     assert_has(&out, "$SYS/broker/version mosquitto version");
 }
 
@@ -514,14 +771,47 @@ fn sys_version() {
 fn pub_and_sub() {
     let broker = Mosquitto::start();
     let port = port_arg(&broker);
-    let sub = Run::start("sub", &["-h", broker.host(), "-p", &port, "-t", "demo/#", "-q", "1", "-C", "3"]);
+    let sub = Run::start(
+        "sub",
+        &[
+            "-h",
+            broker.host(),
+            "-p",
+            &port,
+            "-t",
+            "demo/#",
+            "-q",
+            "1",
+            "-C",
+            "3",
+        ],
+    );
     wait_for_suback(&broker);
-    let out = run("pub", &["-h", broker.host(), "-p", &port, "-t", "demo/x", "-q", "1", "-m", "hello {n}", "-n", "3"]);
+    let out = run(
+        "pub",
+        &[
+            "-h",
+            broker.host(),
+            "-p",
+            &port,
+            "-t",
+            "demo/x",
+            "-q",
+            "1",
+            "-m",
+            "hello {n}",
+            "-n",
+            "3",
+        ],
+    );
     let _ = out;
     let out = sub.success();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     for (i, line) in lines.iter().enumerate() {
-        assert!(line.contains("demo/x") && line.contains(&format!("hello {}", i + 1)), "line {line:?} in:\n{out}");
+        assert!(
+            line.contains("demo/x") && line.contains(&format!("hello {}", i + 1)),
+            "line {line:?} in:\n{out}"
+        );
     }
 }

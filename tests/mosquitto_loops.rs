@@ -378,17 +378,17 @@ fn loop_start_then_connect(proto: Protocol) {
 mod loop_start_then_connect {
     use super::*;
     #[test]
-    
+
     fn v31() {
         super::loop_start_then_connect(Protocol::V31)
     }
     #[test]
-    
+
     fn v311() {
         super::loop_start_then_connect(Protocol::V311)
     }
     #[test]
-    
+
     fn v5() {
         super::loop_start_then_connect(Protocol::V5)
     }
@@ -427,17 +427,17 @@ fn loop_start_then_connect_async(proto: Protocol) {
 mod loop_start_then_connect_async {
     use super::*;
     #[test]
-    
+
     fn v31() {
         super::loop_start_then_connect_async(Protocol::V31)
     }
     #[test]
-    
+
     fn v311() {
         super::loop_start_then_connect_async(Protocol::V311)
     }
     #[test]
-    
+
     fn v5() {
         super::loop_start_then_connect_async(Protocol::V5)
     }

@@ -9,7 +9,11 @@ fn smoke_pub_sub_loop_start() {
     let ev: Events<String> = Events::new();
     let tx = ev.sender();
     c.on_message(move |_c, m| {
-        let _ = tx.send(format!("{}={}", m.topic(), String::from_utf8_lossy(m.payload())));
+        let _ = tx.send(format!(
+            "{}={}",
+            m.topic(),
+            String::from_utf8_lossy(m.payload())
+        ));
     });
     let conn: Events<bool> = Events::new();
     let ctx = conn.sender();
