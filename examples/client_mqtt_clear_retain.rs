@@ -19,7 +19,13 @@ use std::time::Duration;
 use common::Args;
 use mqtt_sync as mqtt;
 
-fn on_connect(_mqttc: &mqtt::Client, userdata: bool, _flags: mqtt::ConnectFlags, rc: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    _mqttc: &mqtt::Client,
+    userdata: bool,
+    _flags: mqtt::ConnectFlags,
+    rc: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     if userdata {
         println!("rc: {rc}");
     }
@@ -39,7 +45,13 @@ fn on_message(mqttc: &mqtt::Client, userdata: bool, final_mid: &AtomicU16, msg: 
     }
 }
 
-fn on_publish(_mqttc: &mqtt::Client, final_mid: &AtomicU16, mid: u16, _rc: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_publish(
+    _mqttc: &mqtt::Client,
+    final_mid: &AtomicU16,
+    mid: u16,
+    _rc: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     if mid == final_mid.load(Ordering::SeqCst) {
         std::process::exit(0);
     }
@@ -57,11 +69,26 @@ fn print_usage() {
 
 fn main() -> mqtt::Result<()> {
     let args = Args::parse(&[
-        "-h", "--host", "-i", "--id", "-k", "--keepalive", "-p", "--port", "-P", "--password", "-t",
-        "--topic", "-u", "--username", "--timeout",
+        "-h",
+        "--host",
+        "-i",
+        "--id",
+        "-k",
+        "--keepalive",
+        "-p",
+        "--port",
+        "-P",
+        "--password",
+        "-t",
+        "--topic",
+        "-u",
+        "--username",
+        "--timeout",
     ]);
     let debug = args.flag(&["-d", "--debug"]);
-    let host = args.value(&["-h", "--host"]).unwrap_or_else(|| "localhost".into());
+    let host = args
+        .value(&["-h", "--host"])
+        .unwrap_or_else(|| "localhost".into());
     let client_id = args.value(&["-i", "--id"]).unwrap_or_default();
     let keepalive: u16 = args.get(&["-k", "--keepalive"], 60);
     let port: u16 = args.get(&["-p", "--port"], 1883);

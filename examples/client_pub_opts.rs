@@ -19,15 +19,30 @@ use std::time::Duration;
 use common::{py_bytes, Args};
 use mqtt_sync as mqtt;
 
-fn on_connect(_mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    _mqttc: &mqtt::Client,
+    _flags: mqtt::ConnectFlags,
+    reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("connect reason_code: {reason_code}");
 }
 
 fn on_message(_mqttc: &mqtt::Client, msg: &mqtt::Message) {
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
-fn on_publish(_mqttc: &mqtt::Client, mid: u16, _reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_publish(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    _reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("mid: {mid}");
 }
 
@@ -37,14 +52,39 @@ fn on_log(_mqttc: &mqtt::Client, _level: mqtt::LogLevel, string: &str) {
 
 fn main() -> mqtt::Result<()> {
     let args = Args::parse(&[
-        "-H", "--host", "-t", "--topic", "-q", "--qos", "-c", "--clientid", "-u", "--username",
-        "-p", "--password", "-P", "--port", "-N", "--nummsgs", "-S", "--delay", "-k", "--keepalive",
-        "-F", "--cacerts", "--tls-version",
+        "-H",
+        "--host",
+        "-t",
+        "--topic",
+        "-q",
+        "--qos",
+        "-c",
+        "--clientid",
+        "-u",
+        "--username",
+        "-p",
+        "--password",
+        "-P",
+        "--port",
+        "-N",
+        "--nummsgs",
+        "-S",
+        "--delay",
+        "-k",
+        "--keepalive",
+        "-F",
+        "--cacerts",
+        "--tls-version",
     ]);
-    let host = args.value(&["-H", "--host"]).unwrap_or_else(|| "localhost".into());
-    let topic = args.value(&["-t", "--topic"]).unwrap_or_else(|| "paho/test/opts".into());
+    let host = args
+        .value(&["-H", "--host"])
+        .unwrap_or_else(|| "localhost".into());
+    let topic = args
+        .value(&["-t", "--topic"])
+        .unwrap_or_else(|| "paho/test/opts".into());
     let qos: u8 = args.get(&["-q", "--qos"], 0);
-    let qos = mqtt::QoS::try_from(qos).map_err(|_| mqtt::Error::InvalidArgument(format!("bad qos {qos}")))?;
+    let qos = mqtt::QoS::try_from(qos)
+        .map_err(|_| mqtt::Error::InvalidArgument(format!("bad qos {qos}")))?;
     let clientid = args.value(&["-c", "--clientid"]).unwrap_or_default();
     let username = args.value(&["-u", "--username"]);
     let password = args.value(&["-p", "--password"]);
@@ -85,7 +125,11 @@ fn main() -> mqtt::Result<()> {
             }
         };
 
-        let cert_required = if !insecure { mqtt::CertReqs::Required } else { mqtt::CertReqs::None };
+        let cert_required = if !insecure {
+            mqtt::CertReqs::Required
+        } else {
+            mqtt::CertReqs::None
+        };
 
         mqttc.tls_set_with(mqtt::TlsOptions {
             ca_certs: cacerts.map(PathBuf::from),

@@ -11,15 +11,30 @@ mod common;
 use common::{py_bytes, Args};
 use mqtt_sync as mqtt;
 
-fn on_connect(_mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    _mqttc: &mqtt::Client,
+    _flags: mqtt::ConnectFlags,
+    reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("reason_code: {reason_code}");
 }
 
 fn on_message(_mqttc: &mqtt::Client, msg: &mqtt::Message) {
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
-fn on_publish(_mqttc: &mqtt::Client, mid: u16, _reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_publish(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    _reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("mid: {mid}");
 }
 
@@ -48,7 +63,9 @@ fn main() -> mqtt::Result<()> {
 
     // Python's `(rc, mid) = mqttc.publish(...)` tuple form: in Rust, the result and the mid.
     println!("tuple");
-    let mid = mqttc.publish("tuple", "bar", mqtt::QoS::ExactlyOnce, false)?.mid();
+    let mid = mqttc
+        .publish("tuple", "bar", mqtt::QoS::ExactlyOnce, false)?
+        .mid();
     let _ = mid;
     println!("class");
     let infot = mqttc.publish("class", "bar", mqtt::QoS::ExactlyOnce, false)?;

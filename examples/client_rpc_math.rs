@@ -31,7 +31,13 @@ struct Globals {
 }
 
 // The MQTTv5 callback takes the additional 'props' parameter.
-fn on_connect(mqttc: &mqtt::Client, g: &Mutex<Globals>, flags: mqtt::ConnectFlags, rc: mqtt::ReasonCode, props: &mqtt::Properties) {
+fn on_connect(
+    mqttc: &mqtt::Client,
+    g: &Mutex<Globals>,
+    flags: mqtt::ConnectFlags,
+    rc: mqtt::ReasonCode,
+    props: &mqtt::Properties,
+) {
     let mut g = g.lock().unwrap();
     println!("Connected: '{flags:?}', '{rc}', '{props:?}'");
     if let Some(id) = &props.assigned_client_identifier {
@@ -46,7 +52,12 @@ fn on_connect(mqttc: &mqtt::Client, g: &Mutex<Globals>, flags: mqtt::ConnectFlag
 
 // An incoming message should be the reply to our request
 fn on_message(_mqttc: &mqtt::Client, g: &Mutex<Globals>, msg: &mqtt::Message) {
-    println!("{} {}  {:?}", msg.topic(), py_bytes(msg.payload()), msg.properties());
+    println!(
+        "{} {}  {:?}",
+        msg.topic(),
+        py_bytes(msg.payload()),
+        msg.properties()
+    );
     let props = msg.properties();
     if props.correlation_data.is_none() {
         println!("No correlation ID");
@@ -66,9 +77,15 @@ fn main() -> mqtt::Result<()> {
         std::process::exit(1);
     }
 
-    let globals = Arc::new(Mutex::new(Globals { client_id: "mathcli".into(), ..Default::default() }));
+    let globals = Arc::new(Mutex::new(Globals {
+        client_id: "mathcli".into(),
+        ..Default::default()
+    }));
 
-    let mqttc = mqtt::Client::builder().client_id("").protocol(mqtt::Protocol::V5).build()?;
+    let mqttc = mqtt::Client::builder()
+        .client_id("")
+        .protocol(mqtt::Protocol::V5)
+        .build()?;
     let g = globals.clone();
     mqttc.on_message(move |c, msg| on_message(c, &g, msg));
     let g = globals.clone();
@@ -108,7 +125,10 @@ fn main() -> mqtt::Result<()> {
     // These can be int's or float's
     let mut nums: Vec<f64> = Vec::new();
     for s in &argv[1..] {
-        nums.push(s.parse().unwrap_or_else(|_| common::usage_error(&format!("{s:?} is not a number"))));
+        nums.push(
+            s.parse()
+                .unwrap_or_else(|_| common::usage_error(&format!("{s:?} is not a number"))),
+        );
     }
 
     // Send the request
@@ -125,7 +145,8 @@ fn main() -> mqtt::Result<()> {
     };
 
     // Extract the response and print it.
-    let rsp: serde_json::Value = serde_json::from_slice(&reply).map_err(|e| mqtt::Error::InvalidArgument(e.to_string()))?;
+    let rsp: serde_json::Value =
+        serde_json::from_slice(&reply).map_err(|e| mqtt::Error::InvalidArgument(e.to_string()))?;
     println!("Response: {rsp}");
 
     mqttc.loop_stop()

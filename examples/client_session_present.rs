@@ -17,7 +17,13 @@ use std::sync::Arc;
 use common::Args;
 use mqtt_sync as mqtt;
 
-fn on_connect(mqttc: &mqtt::Client, obj: &AtomicUsize, flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    mqttc: &mqtt::Client,
+    obj: &AtomicUsize,
+    flags: mqtt::ConnectFlags,
+    reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     match obj.load(Ordering::SeqCst) {
         0 => println!("First connection:"),
         1 => println!("Second connection:"),
@@ -29,7 +35,13 @@ fn on_connect(mqttc: &mqtt::Client, obj: &AtomicUsize, flags: mqtt::ConnectFlags
     let _ = mqttc.disconnect();
 }
 
-fn on_disconnect(mqttc: &mqtt::Client, obj: &AtomicUsize, _flags: mqtt::DisconnectFlags, _reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_disconnect(
+    mqttc: &mqtt::Client,
+    obj: &AtomicUsize,
+    _flags: mqtt::DisconnectFlags,
+    _reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     // mqttc.user_data_set(obj + 1)
     let obj = obj.fetch_add(1, Ordering::SeqCst);
     if obj == 0 {
@@ -48,7 +60,10 @@ fn main() -> mqtt::Result<()> {
     let (host, port) = (args.host(), args.port());
     let client_id = args.value(&["--id"]).unwrap_or_else(|| "asdfj".into());
 
-    let mqttc = mqtt::Client::builder().client_id(client_id.clone()).clean_session(false).build()?;
+    let mqttc = mqtt::Client::builder()
+        .client_id(client_id.clone())
+        .clean_session(false)
+        .build()?;
     let userdata = Arc::new(AtomicUsize::new(0)); // mqttc.user_data_set(0)
     let obj = userdata.clone();
     mqttc.on_connect(move |c, flags, rc, props| on_connect(c, &obj, flags, rc, props));
@@ -63,7 +78,10 @@ fn main() -> mqtt::Result<()> {
     mqttc.loop_forever()?;
 
     // Clear session
-    let mqttc = mqtt::Client::builder().client_id(client_id).clean_session(true).build()?;
+    let mqttc = mqtt::Client::builder()
+        .client_id(client_id)
+        .clean_session(true)
+        .build()?;
     let userdata = Arc::new(AtomicUsize::new(2)); // mqttc.user_data_set(2)
     let obj = userdata.clone();
     mqttc.on_connect(move |c, flags, rc, props| on_connect(c, &obj, flags, rc, props));

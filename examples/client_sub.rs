@@ -14,15 +14,30 @@ use std::sync::Arc;
 use common::{py_bytes, rc_list, Args};
 use mqtt_sync as mqtt;
 
-fn on_connect(_mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    _mqttc: &mqtt::Client,
+    _flags: mqtt::ConnectFlags,
+    reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("reason_code: {reason_code}");
 }
 
 fn on_message(_mqttc: &mqtt::Client, msg: &mqtt::Message) {
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
-fn on_subscribe(_mqttc: &mqtt::Client, mid: u16, reason_code_list: &[mqtt::ReasonCode], _properties: &mqtt::Properties) {
+fn on_subscribe(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    reason_code_list: &[mqtt::ReasonCode],
+    _properties: &mqtt::Properties,
+) {
     println!("Subscribed: {mid} {}", rc_list(reason_code_list));
 }
 
@@ -33,7 +48,8 @@ fn on_log(_mqttc: &mqtt::Client, _level: mqtt::LogLevel, string: &str) {
 fn main() -> mqtt::Result<()> {
     let args = Args::parse(&["--host", "--port", "--topic", "--qos", "--count"]);
     let topic = args.value(&["--topic"]).unwrap_or_else(|| "$SYS/#".into());
-    let qos = mqtt::QoS::try_from(args.get(&["--qos"], 0u8)).map_err(|_| mqtt::Error::InvalidArgument("qos".into()))?;
+    let qos = mqtt::QoS::try_from(args.get(&["--qos"], 0u8))
+        .map_err(|_| mqtt::Error::InvalidArgument("qos".into()))?;
     let count: Option<usize> = args.opt(&["--count"]);
     let received = Arc::new(AtomicUsize::new(0));
 

@@ -37,7 +37,13 @@ impl Deref for MyMQTTClass {
 }
 
 impl MyMQTTClass {
-    fn new(client_id: &str, host: String, port: u16, topic: String, count: Option<usize>) -> Arc<MyMQTTClass> {
+    fn new(
+        client_id: &str,
+        host: String,
+        port: u16,
+        topic: String,
+        count: Option<usize>,
+    ) -> Arc<MyMQTTClass> {
         let this = Arc::new(MyMQTTClass {
             client: mqtt::Client::new(client_id),
             host,
@@ -81,7 +87,13 @@ impl MyMQTTClass {
         this
     }
 
-    fn on_connect(&self, _mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+    fn on_connect(
+        &self,
+        _mqttc: &mqtt::Client,
+        _flags: mqtt::ConnectFlags,
+        reason_code: mqtt::ReasonCode,
+        _properties: &mqtt::Properties,
+    ) {
         println!("rc: {reason_code}");
     }
 
@@ -90,18 +102,35 @@ impl MyMQTTClass {
     }
 
     fn on_message(&self, mqttc: &mqtt::Client, msg: &mqtt::Message) {
-        println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+        println!(
+            "{} {} {}",
+            msg.topic(),
+            msg.qos() as u8,
+            py_bytes(msg.payload())
+        );
         // Not in the original: stop after --count messages.
         if Some(self.received.fetch_add(1, Ordering::SeqCst) + 1) == self.count {
             let _ = mqttc.disconnect();
         }
     }
 
-    fn on_publish(&self, _mqttc: &mqtt::Client, mid: u16, _reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+    fn on_publish(
+        &self,
+        _mqttc: &mqtt::Client,
+        mid: u16,
+        _reason_code: mqtt::ReasonCode,
+        _properties: &mqtt::Properties,
+    ) {
         println!("mid: {mid}");
     }
 
-    fn on_subscribe(&self, _mqttc: &mqtt::Client, mid: u16, reason_code_list: &[mqtt::ReasonCode], _properties: &mqtt::Properties) {
+    fn on_subscribe(
+        &self,
+        _mqttc: &mqtt::Client,
+        mid: u16,
+        reason_code_list: &[mqtt::ReasonCode],
+        _properties: &mqtt::Properties,
+    ) {
         println!("Subscribed: {mid} {}", rc_list(reason_code_list));
     }
 

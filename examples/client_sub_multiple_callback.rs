@@ -19,13 +19,23 @@ use mqtt_sync as mqtt;
 fn on_message_msgs(_mosq: &mqtt::Client, msg: &mqtt::Message) {
     // This callback will only be called for messages with topics that match
     // $SYS/broker/messages/#
-    println!("MESSAGES: {} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "MESSAGES: {} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
 fn on_message_bytes(_mosq: &mqtt::Client, msg: &mqtt::Message) {
     // This callback will only be called for messages with topics that match
     // $SYS/broker/bytes/#
-    println!("BYTES: {} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "BYTES: {} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
 fn on_message(_mosq: &mqtt::Client, msg: &mqtt::Message) {
@@ -33,7 +43,12 @@ fn on_message(_mosq: &mqtt::Client, msg: &mqtt::Message) {
     // match any patterns defined in topic specific callbacks, i.e. in this case
     // those messages that do not have topics $SYS/broker/messages/# nor
     // $SYS/broker/bytes/#
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
 /// Not in the original: wraps a callback so that the client disconnects after `count` messages.
@@ -59,8 +74,14 @@ fn main() -> mqtt::Result<()> {
     let mqttc = mqtt::Client::new("");
 
     // Add message callbacks that will only trigger on a specific subscription match.
-    mqttc.message_callback_add("$SYS/broker/messages/#", counted(&received, count, on_message_msgs))?;
-    mqttc.message_callback_add("$SYS/broker/bytes/#", counted(&received, count, on_message_bytes))?;
+    mqttc.message_callback_add(
+        "$SYS/broker/messages/#",
+        counted(&received, count, on_message_msgs),
+    )?;
+    mqttc.message_callback_add(
+        "$SYS/broker/bytes/#",
+        counted(&received, count, on_message_bytes),
+    )?;
     mqttc.on_message(counted(&received, count, on_message));
     mqttc.connect(&args.host(), args.port(), 60)?;
     mqttc.subscribe("$SYS/#", mqtt::QoS::AtMostOnce)?;

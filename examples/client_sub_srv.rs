@@ -18,15 +18,30 @@ use std::time::Duration;
 use common::{py_bytes, rc_list, Args};
 use mqtt_sync as mqtt;
 
-fn on_connect(mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, _reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    mqttc: &mqtt::Client,
+    _flags: mqtt::ConnectFlags,
+    _reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("Connected to {}:{}", mqttc.host(), mqttc.port());
 }
 
 fn on_message(_mqttc: &mqtt::Client, msg: &mqtt::Message) {
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
-fn on_subscribe(_mqttc: &mqtt::Client, mid: u16, reason_code_list: &[mqtt::ReasonCode], _properties: &mqtt::Properties) {
+fn on_subscribe(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    reason_code_list: &[mqtt::ReasonCode],
+    _properties: &mqtt::Properties,
+) {
     println!("Subscribed: {mid} {}", rc_list(reason_code_list));
 }
 
@@ -36,7 +51,9 @@ fn on_log(_mqttc: &mqtt::Client, _level: mqtt::LogLevel, string: &str) {
 
 fn main() -> mqtt::Result<()> {
     let args = Args::parse(&["--domain", "--nameserver", "--count"]);
-    let domain = args.value(&["--domain"]).unwrap_or_else(|| "eclipseprojects.io".into());
+    let domain = args
+        .value(&["--domain"])
+        .unwrap_or_else(|| "eclipseprojects.io".into());
     let nameserver: Option<std::net::SocketAddr> = args.opt(&["--nameserver"]);
     let count: Option<usize> = args.opt(&["--count"]);
     let received = Arc::new(AtomicUsize::new(0));

@@ -17,15 +17,30 @@ use std::sync::Arc;
 use common::{py_bytes, rc_list, Args};
 use mqtt_sync as mqtt;
 
-fn on_connect(_mqttc: &mqtt::Client, _flags: mqtt::ConnectFlags, reason_code: mqtt::ReasonCode, _properties: &mqtt::Properties) {
+fn on_connect(
+    _mqttc: &mqtt::Client,
+    _flags: mqtt::ConnectFlags,
+    reason_code: mqtt::ReasonCode,
+    _properties: &mqtt::Properties,
+) {
     println!("reason_code: {reason_code}");
 }
 
 fn on_message(_mqttc: &mqtt::Client, msg: &mqtt::Message) {
-    println!("{} {} {}", msg.topic(), msg.qos() as u8, py_bytes(msg.payload()));
+    println!(
+        "{} {} {}",
+        msg.topic(),
+        msg.qos() as u8,
+        py_bytes(msg.payload())
+    );
 }
 
-fn on_subscribe(_mqttc: &mqtt::Client, mid: u16, reason_code_list: &[mqtt::ReasonCode], _properties: &mqtt::Properties) {
+fn on_subscribe(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    reason_code_list: &[mqtt::ReasonCode],
+    _properties: &mqtt::Properties,
+) {
     println!("Subscribed: {mid} {}", rc_list(reason_code_list));
 }
 
@@ -37,7 +52,9 @@ fn main() -> mqtt::Result<()> {
     let args = Args::parse(&["--host", "--port", "--path", "--topic", "--count"]);
     let host = args.host();
     let port: u16 = args.get(&["--port"], 8080);
-    let topic = args.value(&["--topic"]).unwrap_or_else(|| "$SYS/broker/version".into());
+    let topic = args
+        .value(&["--topic"])
+        .unwrap_or_else(|| "$SYS/broker/version".into());
     let count: Option<usize> = args.opt(&["--count"]);
     let received = Arc::new(AtomicUsize::new(0));
 
@@ -45,7 +62,9 @@ fn main() -> mqtt::Result<()> {
     // .client_id("client-id")
     // but note that the client id must be unique on the broker. Leaving the client
     // id parameter empty will generate a random id for you.
-    let mqttc = mqtt::Client::builder().transport(mqtt::Transport::WebSockets).build()?;
+    let mqttc = mqtt::Client::builder()
+        .transport(mqtt::Transport::WebSockets)
+        .build()?;
     if let Some(path) = args.value(&["--path"]) {
         mqttc.ws_set_options(&path, &[])?;
     }

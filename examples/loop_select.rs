@@ -58,7 +58,10 @@ impl SelectMqttExample {
     fn on_message(shared: &Mutex<Shared>, msg: &mqtt::Message) {
         let mut s = shared.lock().unwrap();
         if ![1, 3, 5].contains(&s.state) {
-            println!("Got unexpected message: {}", String::from_utf8_lossy(msg.payload()));
+            println!(
+                "Got unexpected message: {}",
+                String::from_utf8_lossy(msg.payload())
+            );
             return;
         }
 
@@ -75,11 +78,22 @@ impl SelectMqttExample {
         let sock: RawFd = self.client.socket().ok_or("Socket is gone")?;
 
         let want_write = self.client.want_write();
-        println!("Selecting for reading{}", if want_write { " and writing" } else { "" });
-        let interest = if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+        println!(
+            "Selecting for reading{}",
+            if want_write { " and writing" } else { "" }
+        );
+        let interest = if want_write {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         let registry = self.poll.registry();
-        registry.register(&mut SourceFd(&sock), SOCK, interest).map_err(|e| e.to_string())?;
-        let waited = self.poll.poll(&mut self.events, Some(Duration::from_secs(1)));
+        registry
+            .register(&mut SourceFd(&sock), SOCK, interest)
+            .map_err(|e| e.to_string())?;
+        let waited = self
+            .poll
+            .poll(&mut self.events, Some(Duration::from_secs(1)));
         let _ = self.poll.registry().deregister(&mut SourceFd(&sock));
         waited.map_err(|e| e.to_string())?;
         let (mut r, mut w) = (false, false);
@@ -119,14 +133,17 @@ impl SelectMqttExample {
         let s = shared.clone();
         client.on_message(move |_c, msg| SelectMqttExample::on_message(&s, msg));
         let s = shared.clone();
-        client.on_disconnect(move |_c, _flags, rc, _props| SelectMqttExample::on_disconnect(&s, rc));
+        client
+            .on_disconnect(move |_c, _flags, rc, _props| SelectMqttExample::on_disconnect(&s, rc));
 
         client.connect(host, port, 60).map_err(|e| e.to_string())?;
         println!("Socket opened");
         let fd = client.socket().ok_or("no socket after connect")?;
         // SAFETY: `fd` is the client's open socket; it is only borrowed for this call.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        socket2::SockRef::from(&borrowed).set_send_buffer_size(2048).map_err(|e| e.to_string())?;
+        socket2::SockRef::from(&borrowed)
+            .set_send_buffer_size(2048)
+            .map_err(|e| e.to_string())?;
 
         let mut me = SelectMqttExample {
             topic,
@@ -140,9 +157,17 @@ impl SelectMqttExample {
             me.do_select()?;
 
             let mut s = me.shared.lock().unwrap();
-            if [0, 2, 4].contains(&s.state) && (s.state > 0 || s.subscribed) && s.t.elapsed() >= delay {
+            if [0, 2, 4].contains(&s.state)
+                && (s.state > 0 || s.subscribed)
+                && s.t.elapsed() >= delay
+            {
                 println!("Publishing");
-                if let Err(e) = me.client.publish(&me.topic, b"Hello".repeat(40000), mqtt::QoS::AtMostOnce, false) {
+                if let Err(e) = me.client.publish(
+                    &me.topic,
+                    b"Hello".repeat(40000),
+                    mqtt::QoS::AtMostOnce,
+                    false,
+                ) {
                     println!("publish failed: {e}");
                 }
                 s.state += 1;
@@ -156,7 +181,10 @@ impl SelectMqttExample {
         }
 
         let rc = me.shared.lock().unwrap().disconnected.1;
-        println!("Disconnected: {}", rc.map(|rc| rc.to_string()).unwrap_or_default());
+        println!(
+            "Disconnected: {}",
+            rc.map(|rc| rc.to_string()).unwrap_or_default()
+        );
         Ok(())
     }
 }
@@ -164,9 +192,15 @@ impl SelectMqttExample {
 fn main() {
     let args = Args::parse(&["--host", "--port", "--delay"]);
     let delay = Duration::from_secs_f64(args.get(&["--delay"], 5.0));
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     // Python uses uuid4(); a process id and the clock are unique enough here.
-    let client_id = format!("paho-mqtt-python/issue72/{}-{nanos:08x}", std::process::id());
+    let client_id = format!(
+        "paho-mqtt-python/issue72/{}-{nanos:08x}",
+        std::process::id()
+    );
     println!("Using client_id / topic: {client_id}");
 
     println!("Starting");

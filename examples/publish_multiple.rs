@@ -17,7 +17,19 @@ fn main() -> mqtt_sync::Result<()> {
     let args = Args::parse(&["--host", "--port"]);
     let msgs = [
         publish::Msg::new("paho/test/multiple", "multiple 1"),
-        publish::Msg { topic: "paho/test/multiple".into(), payload: b"multiple 2".to_vec(), qos: QoS::AtMostOnce, retain: false },
+        publish::Msg {
+            topic: "paho/test/multiple".into(),
+            payload: b"multiple 2".to_vec(),
+            qos: QoS::AtMostOnce,
+            retain: false,
+        },
     ];
-    publish::multiple(&msgs, &publish::Options { hostname: args.host(), port: args.port(), ..Default::default() })
+    publish::multiple(
+        &msgs,
+        &publish::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
+    )
 }

@@ -18,6 +18,10 @@ fn main() -> mqtt_sync::Result<()> {
         "boo",
         QoS::AtMostOnce,
         false,
-        &publish::Options { hostname: args.host(), port: args.port(), ..Default::default() },
+        &publish::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
     )
 }

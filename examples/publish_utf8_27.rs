@@ -16,5 +16,15 @@ fn main() -> mqtt_sync::Result<()> {
     let args = Args::parse(&["--host", "--port"]);
     let topic = "paho/test/single/ô";
     let payload = "bôô";
-    publish::single(topic, payload, QoS::AtMostOnce, false, &publish::Options { hostname: args.host(), port: args.port(), ..Default::default() })
+    publish::single(
+        topic,
+        payload,
+        QoS::AtMostOnce,
+        false,
+        &publish::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
+    )
 }

@@ -15,5 +15,15 @@ fn main() -> mqtt_sync::Result<()> {
     let args = Args::parse(&["--host", "--port"]);
     let topic = "paho/test/single/ô";
     let payload = "German umlauts like \"ä\" ü\"ö\" are not supported";
-    publish::single(topic, payload, QoS::AtMostOnce, false, &publish::Options { hostname: args.host(), port: args.port(), ..Default::default() })
+    publish::single(
+        topic,
+        payload,
+        QoS::AtMostOnce,
+        false,
+        &publish::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
+    )
 }

@@ -36,7 +36,12 @@ fn mult(nums: &[f64]) -> f64 {
 }
 
 // Remember that the MQTTv5 callback takes the additional 'props' parameter.
-fn on_connect(mqttc: &mqtt::Client, flags: mqtt::ConnectFlags, rc: mqtt::ReasonCode, props: &mqtt::Properties) {
+fn on_connect(
+    mqttc: &mqtt::Client,
+    flags: mqtt::ConnectFlags,
+    rc: mqtt::ReasonCode,
+    props: &mqtt::Properties,
+) {
     println!("Connected: '{flags:?}', '{rc}', '{props:?}'");
     if !flags.session_present {
         println!("Subscribing to math requests");
@@ -47,7 +52,12 @@ fn on_connect(mqttc: &mqtt::Client, flags: mqtt::ConnectFlags, rc: mqtt::ReasonC
 }
 
 // Not in the original: tells when the server is ready for requests.
-fn on_subscribe(_mqttc: &mqtt::Client, mid: u16, reason_code_list: &[mqtt::ReasonCode], _props: &mqtt::Properties) {
+fn on_subscribe(
+    _mqttc: &mqtt::Client,
+    mid: u16,
+    reason_code_list: &[mqtt::ReasonCode],
+    _props: &mqtt::Properties,
+) {
     println!("Subscribed: {mid} {}", rc_list(reason_code_list));
 }
 
@@ -58,7 +68,9 @@ fn on_message(mqttc: &mqtt::Client, msg: &mqtt::Message) {
 
     // Get the response properties, abort if they're not given
     let props = msg.properties();
-    let (Some(corr_id), Some(reply_to)) = (props.correlation_data.clone(), props.response_topic.clone()) else {
+    let (Some(corr_id), Some(reply_to)) =
+        (props.correlation_data.clone(), props.response_topic.clone())
+    else {
         println!("No reply requested");
         return;
     };
@@ -82,11 +94,19 @@ fn on_message(mqttc: &mqtt::Client, msg: &mqtt::Message) {
 
     // Now we have the result, res, so send it back on the 'reply_to'
     // topic using the same correlation ID as the request.
-    println!("Sending response {res:?} on '{reply_to}': {}", py_bytes(&corr_id));
-    let props = mqtt::Properties { correlation_data: Some(corr_id), ..Default::default() };
+    println!(
+        "Sending response {res:?} on '{reply_to}': {}",
+        py_bytes(&corr_id)
+    );
+    let props = mqtt::Properties {
+        correlation_data: Some(corr_id),
+        ..Default::default()
+    };
 
     let payload = serde_json::to_string(&res).expect("a number serializes");
-    if let Err(e) = mqttc.publish_with_properties(&reply_to, payload, mqtt::QoS::AtLeastOnce, false, props) {
+    if let Err(e) =
+        mqttc.publish_with_properties(&reply_to, payload, mqtt::QoS::AtLeastOnce, false, props)
+    {
         println!("publish failed: {e}");
     }
 }

@@ -31,6 +31,10 @@ fn main() -> mqtt_sync::Result<()> {
         },
         &["#"],
         QoS::AtMostOnce,
-        &subscribe::Options { hostname: args.host(), port: args.port(), ..Default::default() },
+        &subscribe::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
     )
 }

@@ -21,7 +21,11 @@ fn main() -> mqtt_sync::Result<()> {
         QoS::AtMostOnce,
         args.get(&["--count"], 2),
         false,
-        &subscribe::Options { hostname: args.host(), port: args.port(), ..Default::default() },
+        &subscribe::Options {
+            hostname: args.host(),
+            port: args.port(),
+            ..Default::default()
+        },
     )?;
     for a in m {
         println!("{}", a.topic());

@@ -27,14 +27,17 @@ impl Args {
         let mut positional = Vec::new();
         let mut it = args.into_iter();
         while let Some(a) = it.next() {
-            let is_number = a.len() > 1 && a[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.');
+            let is_number =
+                a.len() > 1 && a[1..].starts_with(|c: char| c.is_ascii_digit() || c == '.');
             if a == "--" {
                 positional.extend(it.by_ref());
             } else if a.starts_with('-') && a.len() > 1 && !is_number {
                 if let Some((name, value)) = a.split_once('=') {
                     opts.push((name.to_string(), Some(value.to_string())));
                 } else if valued.contains(&a.as_str()) {
-                    let v = it.next().unwrap_or_else(|| usage_error(&format!("{a} needs a value")));
+                    let v = it
+                        .next()
+                        .unwrap_or_else(|| usage_error(&format!("{a} needs a value")));
                     opts.push((a, Some(v)));
                 } else {
                     opts.push((a, None));
@@ -80,7 +83,8 @@ impl Args {
 
     /// `--host` (default `localhost`).
     pub fn host(&self) -> String {
-        self.value(&["--host"]).unwrap_or_else(|| "localhost".to_string())
+        self.value(&["--host"])
+            .unwrap_or_else(|| "localhost".to_string())
     }
 
     /// `--port` (default 1883).
