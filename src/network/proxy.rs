@@ -22,8 +22,9 @@ pub enum ProxyType {
     Http,
 }
 
-/// Proxy settings for `Client::proxy_set` (Paho's `proxy_set(**proxy_args)`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Proxy settings for `Client::proxy_set` (Paho's `proxy_set(**proxy_args)`). `Default` is
+/// a SOCKS5 proxy with `rdns: true`, as Paho's `proxy_rdns` default.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyOptions {
     /// SOCKS5 or HTTP CONNECT.
     pub proxy_type: ProxyType,
@@ -35,8 +36,21 @@ pub struct ProxyOptions {
     pub username: Option<String>,
     /// Proxy password.
     pub password: Option<String>,
-    /// SOCKS5: let the proxy resolve the broker's name (default in Paho: true).
+    /// SOCKS5: let the proxy resolve the broker's name. Default true, as in Paho.
     pub rdns: bool,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        ProxyOptions {
+            proxy_type: ProxyType::Socks5,
+            addr: String::new(),
+            port: 0,
+            username: None,
+            password: None,
+            rdns: true,
+        }
+    }
 }
 
 /// Checks `proxy_set`'s argument: `InvalidArgument` for an empty address, port 0, or SOCKS5
