@@ -174,6 +174,8 @@ struct State {
     flush_scheduled: bool,
     /// `on_socket_register_write`/`_unregister_write` are set (else no such events).
     socket_write_callbacks: bool,
+    /// The loop thread was woken to dispatch queued events and has not done so yet.
+    dispatch_scheduled: bool,
 }
 
 pub(crate) struct Inner {
@@ -371,6 +373,7 @@ impl State {
             last_publish: Instant::now(),
             flush_scheduled: false,
             socket_write_callbacks: false,
+            dispatch_scheduled: false,
         }
     }
 
@@ -1822,22 +1825,23 @@ impl Client {
     /// After a user-thread operation: emit log lines, and either wake the loop thread to
     /// dispatch events or (with no loop thread) dispatch them here.
     fn after_op(&self) {
-        let (logs, has_events, background) = {
+        let (logs, has_events, background, wake) = {
             let mut st = self.inner.lock();
             st.collect();
-            (
-                std::mem::take(&mut st.logs),
-                !st.events.is_empty(),
-                st.background,
-            )
+            let has_events = !st.events.is_empty();
+            let background = st.background && !self.inner.loop_thread.is_current();
+            // One wake-up until the loop thread dispatches, however many events queue.
+            let wake = has_events && background && !st.dispatch_scheduled;
+            if wake {
+                st.dispatch_scheduled = true;
+            }
+            (std::mem::take(&mut st.logs), has_events, background, wake)
         };
         self.emit_logs(logs);
-        if has_events {
-            if background && !self.inner.loop_thread.is_current() {
-                self.inner.wake();
-            } else if !in_dispatch() {
-                self.dispatch();
-            }
+        if wake {
+            self.inner.wake();
+        } else if has_events && !background && !in_dispatch() {
+            self.dispatch();
         }
     }
 
@@ -1852,6 +1856,7 @@ impl Client {
             let (events, logs, manual) = {
                 let mut st = self.inner.lock();
                 st.collect();
+                st.dispatch_scheduled = false;
                 (
                     std::mem::take(&mut st.events),
                     std::mem::take(&mut st.logs),
@@ -2253,6 +2258,7 @@ impl Client {
         st.background = true;
         st.stop = false;
         st.stop_deadline = None;
+        st.dispatch_scheduled = false;
         if st.conn.is_none() && st.want_connected && st.next_attempt.is_none() {
             st.next_attempt = Some(Instant::now());
             st.connect_pending = true;
