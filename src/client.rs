@@ -517,6 +517,7 @@ impl Inner {
                     .max(c.rlen + 1);
                 c.rbuf.resize(new_len, 0);
             }
+            let asked = c.rbuf.len() - c.rlen;
             let r = c.stream.read(&mut c.rbuf[c.rlen..]);
             match r {
                 Ok(0) => return Err(Why::Lost(Error::ConnectionLost)),
@@ -546,6 +547,16 @@ impl Inner {
                             c.read_more = true;
                         }
                         return Ok(());
+                    }
+                    if n < asked {
+                        // A short read from a plain socket drained it: skip the read that
+                        // would only return WouldBlock (new data raises a new edge).
+                        if let Some(c) = st.conn.as_mut() {
+                            if c.stream.short_read_drains() {
+                                c.read_more = false;
+                                return Ok(());
+                            }
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1830,8 +1841,9 @@ impl Client {
             st.collect();
             let has_events = !st.events.is_empty();
             let background = st.background && !self.inner.loop_thread.is_current();
-            // One wake-up until the loop thread dispatches, however many events queue.
-            let wake = has_events && background && !st.dispatch_scheduled;
+            // One wake-up until the loop thread dispatches, however many events queue; none
+            // during a publish burst, when the loop thread already runs on a 1 ms tick.
+            let wake = has_events && background && !st.dispatch_scheduled && !st.flush_scheduled;
             if wake {
                 st.dispatch_scheduled = true;
             }
@@ -2060,12 +2072,13 @@ impl Client {
         if let Some(d) = st.stop_deadline {
             deadline = deadline.min(d);
         }
+        // During a publish burst the events wait for the 1 ms tick and go out in one batch.
+        let bursting = st.flush_scheduled;
         let immediate = st
             .conn
             .as_ref()
             .is_some_and(|c| c.read_more || c.stream.has_buffered_read())
-            || !st.events.is_empty()
-            || !st.session.events.is_empty();
+            || (!bursting && (!st.events.is_empty() || !st.session.events.is_empty()));
         let had_conn = st.conn.is_some();
         let gen_before = st.gen;
         drop(st);

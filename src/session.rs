@@ -15,8 +15,8 @@ use crate::types::{ConnectFlags, LogLevel, Protocol, QoS, ReasonCode, SubscribeO
 use crate::{Error, Properties, Result};
 
 /// What the session tells the client to do or report.
-// `Message` is kept inline: boxing it would cost an allocation per received message.
-#[allow(clippy::large_enum_variant)]
+// `Message` is boxed so that a queue of small events (a flood of QoS 0 `on_publish`) stays
+// small: the enum is a few dozen bytes instead of the size of a message.
 #[derive(Debug)]
 pub(crate) enum Event {
     /// A CONNACK arrived (success or refusal).
@@ -28,7 +28,7 @@ pub(crate) enum Event {
     /// An application message for `on_message`; after the callback the client sends
     /// `ack` (PUBACK for QoS 1, PUBCOMP for QoS 2) unless manual acks are on.
     Message {
-        msg: Message,
+        msg: Box<Message>,
         ack: Option<(u16, QoS)>,
     },
     /// `on_publish`.
@@ -204,7 +204,7 @@ pub(crate) struct Session {
     pending_subs: HashMap<u16, ()>,
     pending_unsubs: HashMap<u16, ()>,
     /// Inbound QoS 2 messages received (PUBREC sent), delivered at PUBREL.
-    inbound_qos2: HashMap<u16, Message>,
+    inbound_qos2: HashMap<u16, Box<Message>>,
     /// Incoming topic aliases (alias -> topic) of this connection.
     in_aliases: HashMap<u16, String>,
     /// Our Topic Alias Maximum (from the CONNECT properties).
@@ -1186,7 +1186,7 @@ impl Session {
                 payload.len()
             )
         });
-        let msg = Message {
+        let msg = Box::new(Message {
             topic,
             payload,
             qos,
@@ -1199,7 +1199,7 @@ impl Session {
                 Some(Box::new(properties))
             },
             timestamp: Instant::now(),
-        };
+        });
         match qos {
             QoS::AtMostOnce => self.events.push_back(Event::Message { msg, ack: None }),
             QoS::AtLeastOnce => self.events.push_back(Event::Message {

@@ -27,7 +27,10 @@ fn sub_opts(b: &Mosquitto) -> subscribe::Options {
 
 /// A subscriber on its own loop thread that forwards what it receives; returns once SUBACK
 /// arrived so publishes that follow are seen.
-fn listener(b: &Mosquitto, filter: &str) -> (Client, Events<(String, Vec<u8>, QoS, bool)>) {
+/// What the listener saw: topic, payload, QoS, retain.
+type Seen = (String, Vec<u8>, QoS, bool);
+
+fn listener(b: &Mosquitto, filter: &str) -> (Client, Events<Seen>) {
     let c = Client::new("");
     let ev = Events::new();
     let tx = ev.sender();
