@@ -1150,11 +1150,11 @@ impl Client {
 // Callbacks
 
 macro_rules! setter {
-    ($(#[$m:meta])* $name:ident, $field:ident, $ty:path, ($($arg:ty),*)) => {
+    ($(#[$m:meta])* fn $name:ident: $ty:path, ($($arg:ty),*)) => {
         $(#[$m])*
         pub fn $name(&self, f: impl FnMut($($arg),*) + Send + 'static) {
             let b: Box<$ty> = Box::new(f);
-            self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner()).$field = callbacks::slot(b);
+            self.inner.callbacks.lock().unwrap_or_else(|e| e.into_inner()).$name = callbacks::slot(b);
             let (publish, sockets) = self
                 .inner
                 .callbacks
@@ -1177,44 +1177,44 @@ impl Client {
     setter!(
         /// `on_connect(client, flags, reason_code, properties)`: CONNACK received (success or
         /// refusal).
-        on_connect, on_connect, callbacks::OnConnect, (&Client, ConnectFlags, ReasonCode, &Properties));
+        fn on_connect: callbacks::OnConnect, (&Client, ConnectFlags, ReasonCode, &Properties));
     setter!(
         /// `on_connect_fail(client, error)`: a connection attempt made by a loop failed
         /// (TCP/TLS set-up, or no CONNACK in time).
-        on_connect_fail, on_connect_fail, callbacks::OnConnectFail, (&Client, &Error));
+        fn on_connect_fail: callbacks::OnConnectFail, (&Client, &Error));
     setter!(
         /// `on_disconnect(client, flags, reason_code, properties)`: once per ended connection.
-        on_disconnect, on_disconnect, callbacks::OnDisconnect, (&Client, DisconnectFlags, ReasonCode, &Properties));
+        fn on_disconnect: callbacks::OnDisconnect, (&Client, DisconnectFlags, ReasonCode, &Properties));
     setter!(
         /// `on_message(client, message)`: a message that no `message_callback_add` filter matched.
-        on_message, on_message, callbacks::OnMessage, (&Client, &Message));
+        fn on_message: callbacks::OnMessage, (&Client, &Message));
     setter!(
         /// `on_publish(client, mid, reason_code, properties)`: QoS 0 written, QoS 1 PUBACK,
         /// QoS 2 PUBCOMP, or a refusal.
-        on_publish, on_publish, callbacks::OnAck, (&Client, u16, ReasonCode, &Properties));
+        fn on_publish: callbacks::OnAck, (&Client, u16, ReasonCode, &Properties));
     setter!(
         /// `on_subscribe(client, mid, reason_codes, properties)`: SUBACK received.
-        on_subscribe, on_subscribe, callbacks::OnSubAck, (&Client, u16, &[ReasonCode], &Properties));
+        fn on_subscribe: callbacks::OnSubAck, (&Client, u16, &[ReasonCode], &Properties));
     setter!(
         /// `on_unsubscribe(client, mid, reason_codes, properties)`: UNSUBACK received (MQTT 3.x:
         /// an empty list).
-        on_unsubscribe, on_unsubscribe, callbacks::OnSubAck, (&Client, u16, &[ReasonCode], &Properties));
+        fn on_unsubscribe: callbacks::OnSubAck, (&Client, u16, &[ReasonCode], &Properties));
     setter!(
         /// `on_pre_connect(client)`: just before a connection attempt.
-        on_pre_connect, on_pre_connect, callbacks::OnClient, (&Client));
+        fn on_pre_connect: callbacks::OnClient, (&Client));
     setter!(
         /// `on_socket_open(client, fd)`: a socket was connected (external loops).
-        on_socket_open, on_socket_open, callbacks::OnSocket, (&Client, RawFd));
+        fn on_socket_open: callbacks::OnSocket, (&Client, RawFd));
     setter!(
         /// `on_socket_close(client, fd)`: the socket is about to be closed.
-        on_socket_close, on_socket_close, callbacks::OnSocket, (&Client, RawFd));
+        fn on_socket_close: callbacks::OnSocket, (&Client, RawFd));
     setter!(
         /// `on_socket_register_write(client, fd)`: output is waiting; watch the socket for
         /// writability and call `loop_write`.
-        on_socket_register_write, on_socket_register_write, callbacks::OnSocket, (&Client, RawFd));
+        fn on_socket_register_write: callbacks::OnSocket, (&Client, RawFd));
     setter!(
         /// `on_socket_unregister_write(client, fd)`: nothing left to write.
-        on_socket_unregister_write, on_socket_unregister_write, callbacks::OnSocket, (&Client, RawFd));
+        fn on_socket_unregister_write: callbacks::OnSocket, (&Client, RawFd));
 
     /// `on_log(client, level, line)`: internal log lines (also from user threads, so `Fn +
     /// Sync`).

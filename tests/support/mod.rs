@@ -17,6 +17,7 @@ pub mod bytes;
 pub mod certs;
 pub mod corpus;
 pub mod dns;
+pub mod h;
 pub mod mosquitto;
 pub mod proxies;
 pub mod scripted;
