@@ -13,171 +13,12 @@
 mod support;
 
 use std::net::TcpListener;
-use std::time::Duration;
 
-use mqtt_sync::{Client, Error, ProxyOptions, ProxyType, QoS, ReasonCode, Transport};
+use mqtt_sync::{Client, Error, ProxyOptions, ProxyType, Transport};
 use support::proxies::{Kind, Proxy, ProxySpec};
-use support::{Events, Mosquitto, T};
+use support::Mosquitto;
 
-// ---- shared helpers (each test file is its own crate, so they are repeated per file) ----
-
-/// How a connection attempt went, as the callbacks report it (fields are read through
-/// `Debug` in assertion messages).
-#[derive(Debug)]
-#[allow(dead_code)]
-enum Conn {
-    /// on_connect.
-    Up(ReasonCode),
-    /// on_connect_fail.
-    Fail(String),
-    /// on_disconnect.
-    Down(ReasonCode),
-}
-
-/// A client with its callbacks wired to channels (one per kind, so that waiting for one
-/// kind never discards another).
-struct Probe {
-    client: Client,
-    conn: Events<Conn>,
-    subs: Events<(u16, Vec<ReasonCode>)>,
-    /// (topic, qos, payload) of every message received.
-    msgs: Events<(String, QoS, Vec<u8>)>,
-}
-
-#[allow(dead_code)] // not every file uses every helper
-impl Probe {
-    fn new(client: Client) -> Probe {
-        let p = Probe {
-            client,
-            conn: Events::new(),
-            subs: Events::new(),
-            msgs: Events::new(),
-        };
-        let tx = p.conn.sender();
-        p.client.on_connect(move |_, _, rc, _| {
-            let _ = tx.send(Conn::Up(rc));
-        });
-        let tx = p.conn.sender();
-        p.client.on_connect_fail(move |_, e| {
-            let _ = tx.send(Conn::Fail(format!("{e:?}")));
-        });
-        let tx = p.conn.sender();
-        p.client.on_disconnect(move |_, _, rc, _| {
-            let _ = tx.send(Conn::Down(rc));
-        });
-        let tx = p.subs.sender();
-        p.client.on_subscribe(move |_, mid, rcs, _| {
-            let _ = tx.send((mid, rcs.to_vec()));
-        });
-        let tx = p.msgs.sender();
-        p.client.on_message(move |_, m| {
-            let _ = tx.send((m.topic().to_string(), m.qos(), m.payload().to_vec()));
-        });
-        p
-    }
-
-    /// A client with `transport` that does not retry on its own (a refusal stays one event).
-    fn with(id: &str, transport: Transport) -> Probe {
-        Probe::new(
-            Client::builder()
-                .client_id(id)
-                .transport(transport)
-                .reconnect_on_failure(false)
-                .build()
-                .unwrap(),
-        )
-    }
-
-    fn tcp(id: &str) -> Probe {
-        Probe::with(id, Transport::Tcp)
-    }
-
-    /// `connect()`, `loop_start()`, then a successful CONNACK; panics otherwise.
-    #[track_caller]
-    fn connect_ok(&self, host: &str, port: u16) {
-        if let Err(e) = self.client.connect(host, port, 60) {
-            panic!("connect({host}, {port}) failed: {e:?} / {e}");
-        }
-        self.client.loop_start().unwrap();
-        match self.conn.recv_timeout(T) {
-            Some(Conn::Up(rc)) if rc == ReasonCode::SUCCESS => {}
-            other => panic!("expected a successful CONNACK from {host}:{port}, got {other:?}"),
-        }
-    }
-
-    /// The connection must fail: `connect()` returns the error, or (a TLS 1.3 server checks
-    /// the client certificate after the client finished its handshake) the connection is
-    /// lost before any CONNACK. Returns the callback event in the second case.
-    #[track_caller]
-    fn connect_refused(&self, host: &str, port: u16) -> Result<Conn, Error> {
-        self.client.connect(host, port, 60)?;
-        self.client.loop_start().unwrap();
-        let ev = self.conn.recv_timeout(T);
-        self.client.loop_stop().unwrap();
-        match ev {
-            Some(Conn::Up(rc)) if !rc.is_failure() => {
-                panic!("connection to {host}:{port} accepted, expected a refusal")
-            }
-            Some(ev) => Ok(ev),
-            None => panic!("connection to {host}:{port}: no callback within {T:?}"),
-        }
-    }
-
-    /// Subscribes to `topic` at QoS 2, then publishes `payload` at each of `qos` and receives
-    /// it back at that QoS (through the broker), each within `timeout`.
-    #[track_caller]
-    fn echo_with(&self, topic: &str, payload: &[u8], qos: &[QoS], timeout: Duration) {
-        let mid = self.client.subscribe(topic, QoS::ExactlyOnce).unwrap();
-        match self.subs.recv_timeout(T) {
-            Some((m, rcs)) => {
-                assert_eq!(m, mid, "SUBACK mid");
-                assert_eq!(rcs, [ReasonCode::GRANTED_QOS_2], "SUBACK codes");
-            }
-            None => panic!("no SUBACK within {T:?}"),
-        }
-        for &q in qos {
-            let info = self.client.publish(topic, payload, q, false).unwrap();
-            info.wait_for_publish(Some(timeout))
-                .unwrap_or_else(|e| panic!("publish at {q:?} not completed: {e}"));
-            let Some((t, got_q, got)) = self.msgs.recv_timeout(timeout) else {
-                panic!(
-                    "message at {q:?} ({} bytes) not received within {timeout:?}",
-                    payload.len()
-                );
-            };
-            assert_eq!(t, topic);
-            assert_eq!(got_q, q, "delivered QoS");
-            assert!(
-                got == payload,
-                "payload at {q:?} differs: {} bytes back, {} sent",
-                got.len(),
-                payload.len()
-            );
-        }
-    }
-
-    /// [`Probe::echo_with`] at QoS 0, 1 and 2 with the default timeout.
-    #[track_caller]
-    fn echo(&self, topic: &str, payload: &[u8]) {
-        self.echo_with(
-            topic,
-            payload,
-            &[QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce],
-            T,
-        );
-    }
-
-    /// `disconnect()`, the matching on_disconnect, then `loop_stop()`.
-    #[track_caller]
-    fn close(&self) {
-        self.client.disconnect().unwrap();
-        match self.conn.recv_timeout(T) {
-            Some(Conn::Down(rc)) => assert_eq!(rc, ReasonCode::SUCCESS),
-            other => panic!("expected on_disconnect after disconnect(), got {other:?}"),
-        }
-        self.client.loop_stop().unwrap();
-    }
-}
+use support::probe::Probe;
 
 // ---------------------------------------------------------------------------------------
 
@@ -367,9 +208,14 @@ impl Nudge {
         let (stop, rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) =
-                rx.recv_timeout(Duration::from_millis(1))
+                rx.recv_timeout(std::time::Duration::from_millis(1))
             {
-                let _ = client.publish("nudge/nobody-listens", "", QoS::AtMostOnce, false);
+                let _ = client.publish(
+                    "nudge/nobody-listens",
+                    "",
+                    mqtt_sync::QoS::AtMostOnce,
+                    false,
+                );
             }
         });
         Nudge {

@@ -19,6 +19,7 @@ pub mod corpus;
 pub mod dns;
 pub mod h;
 pub mod mosquitto;
+pub mod probe;
 pub mod proxies;
 pub mod scripted;
 pub mod wait;
