@@ -13,6 +13,8 @@
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
+#[macro_use]
+pub mod mosq;
 pub mod bytes;
 pub mod certs;
 pub mod corpus;
