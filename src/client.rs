@@ -517,7 +517,6 @@ impl Inner {
                     .max(c.rlen + 1);
                 c.rbuf.resize(new_len, 0);
             }
-            let asked = c.rbuf.len() - c.rlen;
             let r = c.stream.read(&mut c.rbuf[c.rlen..]);
             match r {
                 Ok(0) => return Err(Why::Lost(Error::ConnectionLost)),
@@ -548,16 +547,9 @@ impl Inner {
                         }
                         return Ok(());
                     }
-                    if n < asked {
-                        // A short read from a plain socket drained it: skip the read that
-                        // would only return WouldBlock (new data raises a new edge).
-                        if let Some(c) = st.conn.as_mut() {
-                            if c.stream.short_read_drains() {
-                                c.read_more = false;
-                                return Ok(());
-                            }
-                        }
-                    }
+                    // Read again even after a short read: the edge that brought this data may
+                    // also have brought the peer's FIN, which only the next read reports (0
+                    // bytes); skipping it loses the EOF until the next keepalive.
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if c.stream.has_buffered_read() {

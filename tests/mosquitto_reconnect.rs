@@ -30,6 +30,16 @@ fn persistent_started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client,
         c
     };
     let p = Probe::attach(&c);
+    if std::env::var_os("MQTT_TRACE").is_some() {
+        let tag = id.to_string();
+        let t0 = std::time::Instant::now();
+        c.on_log(move |_c, level, line| {
+            eprintln!(
+                "[{:>8.3} ms {tag} {level:?}] {line}",
+                t0.elapsed().as_secs_f64() * 1e3
+            )
+        });
+    }
     let mut opts = ConnectOptions {
         port: broker.port(),
         ..ConnectOptions::new(broker.host())

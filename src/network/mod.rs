@@ -34,12 +34,6 @@ pub(crate) trait NetStream: Read + Write + Send {
     fn has_pending_write(&self) -> bool {
         false
     }
-    /// True when a read that returns fewer bytes than asked means the socket is drained, so
-    /// the loop need not read again until the next readiness event (plain TCP and Unix
-    /// sockets; not TLS or WebSockets, which buffer inside).
-    fn short_read_drains(&self) -> bool {
-        false
-    }
     /// Closes the connection at once, without an MQTT DISCONNECT (best effort).
     fn shutdown(&mut self) {}
     /// Switches the underlying socket between blocking (set-up) and non-blocking (loop) mode.

@@ -15,9 +15,6 @@ impl NetStream for TcpStream {
     fn raw_fd(&self) -> RawFd {
         self.as_raw_fd()
     }
-    fn short_read_drains(&self) -> bool {
-        true
-    }
     fn shutdown(&mut self) {
         let _ = TcpStream::shutdown(self, Shutdown::Both);
     }
@@ -37,9 +34,6 @@ impl NetStream for TcpStream {
 impl NetStream for UnixStream {
     fn raw_fd(&self) -> RawFd {
         self.as_raw_fd()
-    }
-    fn short_read_drains(&self) -> bool {
-        true
     }
     fn shutdown(&mut self) {
         let _ = UnixStream::shutdown(self, Shutdown::Both);
