@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use crate::callbacks::{self, Callbacks, Slot};
 use crate::codec::{Connect, LastWill};
-use crate::message::{InfoShared, Message, MessageInfo, Notify, EMPTY_PROPERTIES};
+use crate::message::{Message, MessageInfo, Notify, EMPTY_PROPERTIES};
 use crate::network::{self, NetConfig, NetStream};
 use crate::options::{validate_session, ClientBuilder, ConnectOptions};
 use crate::session::{Close, Event, Phase, Session, SessionConfig};
@@ -2492,7 +2492,6 @@ fn _assert_send_sync() {
     s::<WeakClient>();
     s::<MessageInfo>();
     s::<Error>();
-    let _ = InfoShared::new;
 }
 
 impl Drop for Inner {

@@ -176,38 +176,29 @@ pub fn connack_string(rc: u8) -> &'static str {
         3 => "Connection Refused: broker unavailable.",
         4 => "Connection Refused: bad user name or password.",
         5 => "Connection Refused: not authorised.",
-        other => {
-            let name = ReasonCode(other).name();
-            if name == "Unknown reason code" {
-                "Connection Refused: unknown reason."
-            } else {
-                // Static strings for every v5 CONNACK reason code.
-                match other {
-                    0x80 => "Connection Refused: unspecified error.",
-                    0x81 => "Connection Refused: malformed packet.",
-                    0x82 => "Connection Refused: protocol error.",
-                    0x83 => "Connection Refused: implementation specific error.",
-                    0x84 => "Connection Refused: unsupported protocol version.",
-                    0x85 => "Connection Refused: client identifier not valid.",
-                    0x86 => "Connection Refused: bad user name or password.",
-                    0x87 => "Connection Refused: not authorised.",
-                    0x88 => "Connection Refused: server unavailable.",
-                    0x89 => "Connection Refused: server busy.",
-                    0x8A => "Connection Refused: banned.",
-                    0x8C => "Connection Refused: bad authentication method.",
-                    0x90 => "Connection Refused: topic name invalid.",
-                    0x95 => "Connection Refused: packet too large.",
-                    0x97 => "Connection Refused: quota exceeded.",
-                    0x99 => "Connection Refused: payload format invalid.",
-                    0x9A => "Connection Refused: retain not supported.",
-                    0x9B => "Connection Refused: QoS not supported.",
-                    0x9C => "Connection Refused: use another server.",
-                    0x9D => "Connection Refused: server moved.",
-                    0x9F => "Connection Refused: connection rate exceeded.",
-                    _ => "Connection Refused: unknown reason.",
-                }
-            }
-        }
+        // The MQTT 5 CONNACK reason codes; anything else is unknown.
+        0x80 => "Connection Refused: unspecified error.",
+        0x81 => "Connection Refused: malformed packet.",
+        0x82 => "Connection Refused: protocol error.",
+        0x83 => "Connection Refused: implementation specific error.",
+        0x84 => "Connection Refused: unsupported protocol version.",
+        0x85 => "Connection Refused: client identifier not valid.",
+        0x86 => "Connection Refused: bad user name or password.",
+        0x87 => "Connection Refused: not authorised.",
+        0x88 => "Connection Refused: server unavailable.",
+        0x89 => "Connection Refused: server busy.",
+        0x8A => "Connection Refused: banned.",
+        0x8C => "Connection Refused: bad authentication method.",
+        0x90 => "Connection Refused: topic name invalid.",
+        0x95 => "Connection Refused: packet too large.",
+        0x97 => "Connection Refused: quota exceeded.",
+        0x99 => "Connection Refused: payload format invalid.",
+        0x9A => "Connection Refused: retain not supported.",
+        0x9B => "Connection Refused: QoS not supported.",
+        0x9C => "Connection Refused: use another server.",
+        0x9D => "Connection Refused: server moved.",
+        0x9F => "Connection Refused: connection rate exceeded.",
+        _ => "Connection Refused: unknown reason.",
     }
 }
 

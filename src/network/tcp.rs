@@ -74,7 +74,6 @@ pub(crate) fn connect_blocking(
     let addrs = resolve(host, port)?;
     let bind = match p.bind_address {
         Some(a) if !a.is_empty() => Some(resolve(a, p.bind_port)?),
-        _ if p.bind_port != 0 => None,
         _ => None,
     };
     let mut last_err: Option<Error> = None;
