@@ -400,7 +400,13 @@ impl State {
                     }
                 }
             }
-            self.events.push_back((self.gen, CEvent::S(ev)));
+            let ev = match self.events.back_mut() {
+                Some((gen, CEvent::S(back))) if *gen == self.gen => back.merge_run(ev),
+                _ => Some(ev),
+            };
+            if let Some(ev) = ev {
+                self.events.push_back((self.gen, CEvent::S(ev)));
+            }
         }
         self.logs.append(&mut self.session.logs);
     }
@@ -740,7 +746,7 @@ fn call_slot<F: ?Sized>(
     inner: &Inner,
     client: &Client,
     what: &str,
-    slot: Slot<F>,
+    slot: &Slot<F>,
     f: impl FnOnce(&mut F),
 ) {
     if let Some(s) = slot {
@@ -1413,7 +1419,7 @@ impl Client {
             .lock()
             .ok()
             .and_then(|c| c.on_pre_connect.clone());
-        call_slot(&self.inner, self, "on_pre_connect", slot, |f| f(self));
+        call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
         self.log(
             LogLevel::Debug,
             &format!("Connecting to {params_host}:{port}"),
@@ -1905,7 +1911,7 @@ impl Client {
         match ev {
             CEvent::S(Event::Connected { flags, rc, props }) => {
                 let slot = cbs().on_connect.clone();
-                call_slot(inner, self, "on_connect", slot, |f| {
+                call_slot(inner, self, "on_connect", &slot, |f| {
                     f(self, flags, rc, &props)
                 });
             }
@@ -1916,47 +1922,57 @@ impl Client {
             CEvent::S(Event::Published { mid, rc, props }) => {
                 let slot = cbs().on_publish.clone();
                 let p = props.as_deref().unwrap_or(&EMPTY_PROPERTIES);
-                call_slot(inner, self, "on_publish", slot, |f| f(self, mid, rc, p));
+                call_slot(inner, self, "on_publish", &slot, |f| f(self, mid, rc, p));
+            }
+            CEvent::S(Event::PublishedRun { first, count }) => {
+                let slot = cbs().on_publish.clone();
+                let mut mid = first;
+                for _ in 0..count {
+                    call_slot(inner, self, "on_publish", &slot, |f| {
+                        f(self, mid, ReasonCode::SUCCESS, &EMPTY_PROPERTIES)
+                    });
+                    mid = if mid == u16::MAX { 1 } else { mid + 1 };
+                }
             }
             CEvent::S(Event::Subscribed { mid, rcs, props }) => {
                 let slot = cbs().on_subscribe.clone();
-                call_slot(inner, self, "on_subscribe", slot, |f| {
+                call_slot(inner, self, "on_subscribe", &slot, |f| {
                     f(self, mid, &rcs, &props)
                 });
             }
             CEvent::S(Event::Unsubscribed { mid, rcs, props }) => {
                 let slot = cbs().on_unsubscribe.clone();
-                call_slot(inner, self, "on_unsubscribe", slot, |f| {
+                call_slot(inner, self, "on_unsubscribe", &slot, |f| {
                     f(self, mid, &rcs, &props)
                 });
             }
             CEvent::Disconnected { flags, rc, props } => {
                 let slot = cbs().on_disconnect.clone();
-                call_slot(inner, self, "on_disconnect", slot, |f| {
+                call_slot(inner, self, "on_disconnect", &slot, |f| {
                     f(self, flags, rc, &props)
                 });
             }
             CEvent::ConnectFail(e) => {
                 let slot = cbs().on_connect_fail.clone();
-                call_slot(inner, self, "on_connect_fail", slot, |f| f(self, &e));
+                call_slot(inner, self, "on_connect_fail", &slot, |f| f(self, &e));
             }
             CEvent::SocketOpen(fd) => {
                 let slot = cbs().on_socket_open.clone();
-                call_slot(inner, self, "on_socket_open", slot, |f| f(self, fd));
+                call_slot(inner, self, "on_socket_open", &slot, |f| f(self, fd));
             }
             CEvent::SocketClose(fd) => {
                 let slot = cbs().on_socket_close.clone();
-                call_slot(inner, self, "on_socket_close", slot, |f| f(self, fd));
+                call_slot(inner, self, "on_socket_close", &slot, |f| f(self, fd));
             }
             CEvent::RegisterWrite(fd) => {
                 let slot = cbs().on_socket_register_write.clone();
-                call_slot(inner, self, "on_socket_register_write", slot, |f| {
+                call_slot(inner, self, "on_socket_register_write", &slot, |f| {
                     f(self, fd)
                 });
             }
             CEvent::UnregisterWrite(fd) => {
                 let slot = cbs().on_socket_unregister_write.clone();
-                call_slot(inner, self, "on_socket_unregister_write", slot, |f| {
+                call_slot(inner, self, "on_socket_unregister_write", &slot, |f| {
                     f(self, fd)
                 });
             }
@@ -1980,12 +1996,12 @@ impl Client {
             (matched, c.on_message.clone())
         };
         if matched.is_empty() {
-            call_slot(&self.inner, self, "on_message", on_message, |f| {
+            call_slot(&self.inner, self, "on_message", &on_message, |f| {
                 f(self, msg)
             });
         } else {
             for f in matched {
-                call_slot(&self.inner, self, "on_message", Some(f), |f| f(self, msg));
+                call_slot(&self.inner, self, "on_message", &Some(f), |f| f(self, msg));
             }
         }
     }

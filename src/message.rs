@@ -1,6 +1,6 @@
 //! `Message` (Paho's `MQTTMessage`) and `MessageInfo` (Paho's `MQTTMessageInfo`).
 
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,11 @@ const PUBLISHED: u8 = 1;
 const FAILED: u8 = 2;
 
 /// Wakes threads waiting in `wait_for_publish`.
+///
+/// A completion stores its status and then calls [`Notify::notify`]; a waiter registers in
+/// `waiters` and then reads the status under `lock`. Both pairs use `SeqCst`, so at least one
+/// side sees the other's write: either the notifier sees the waiter (and wakes it under the
+/// lock) or the waiter sees the new status (and does not sleep).
 #[derive(Debug, Default)]
 pub(crate) struct Notify {
     lock: Mutex<()>,
@@ -127,14 +132,14 @@ pub(crate) struct Notify {
 
 impl Notify {
     pub(crate) fn notify(&self) {
-        if self.waiters.load(Ordering::Acquire) > 0 {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
             let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.cond.notify_all();
         }
     }
 }
 
-/// Shared completion state of one outgoing message.
+/// Shared completion state of one outgoing QoS 1/2 message.
 #[derive(Debug)]
 pub(crate) struct InfoShared {
     pub(crate) mid: u16,
@@ -154,15 +159,100 @@ impl InfoShared {
         })
     }
     pub(crate) fn set_published(&self) {
-        self.status.store(PUBLISHED, Ordering::Release);
+        self.status.store(PUBLISHED, Ordering::SeqCst);
         self.notify.notify();
     }
-    /// `rc` 0 = the connection was lost (QoS 0) or the client was dropped; otherwise the
-    /// broker's or the client's refusal reason.
+    /// `rc` 0 = the client was dropped or reinitialised; otherwise the broker's or the
+    /// client's refusal reason.
     pub(crate) fn set_failed(&self, rc: ReasonCode) {
         self.fail_rc.store(rc.0, Ordering::Relaxed);
-        self.status.store(FAILED, Ordering::Release);
+        self.status.store(FAILED, Ordering::SeqCst);
         self.notify.notify();
+    }
+}
+
+/// Completion state of every QoS 0 message of one client. QoS 0 messages complete in the
+/// order they were published (written to the socket, or lost with the connection), so a
+/// sequence number per message and one counter replace a shared allocation per message.
+#[derive(Debug)]
+pub(crate) struct Qos0Track {
+    /// Messages with a sequence number below this are complete.
+    done: AtomicU64,
+    /// Sequence ranges `[start, end)` lost with a connection, in order; adjacent ranges are
+    /// merged, so there is at most one per connection that dropped unwritten QoS 0 data.
+    failed: Mutex<Vec<(u64, u64)>>,
+    notify: Arc<Notify>,
+}
+
+impl Qos0Track {
+    pub(crate) fn new(notify: Arc<Notify>) -> Arc<Self> {
+        Arc::new(Qos0Track {
+            done: AtomicU64::new(0),
+            failed: Mutex::new(Vec::new()),
+            notify,
+        })
+    }
+
+    /// Messages below `upto` were written.
+    pub(crate) fn written(&self, upto: u64) {
+        self.done.store(upto, Ordering::SeqCst);
+        self.notify.notify();
+    }
+
+    /// Messages in `[start, end)` were lost with the connection.
+    pub(crate) fn lost(&self, start: u64, end: u64) {
+        if start < end {
+            let mut f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            match f.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => f.push((start, end)),
+            }
+        }
+        self.done.store(end, Ordering::SeqCst);
+        self.notify.notify();
+    }
+
+    fn status(&self, seq: u64) -> u8 {
+        if seq >= self.done.load(Ordering::SeqCst) {
+            return PENDING;
+        }
+        let f = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        // Ranges are sorted and disjoint: the last one starting at or before `seq`.
+        let i = f.partition_point(|r| r.0 <= seq);
+        if i > 0 && seq < f[i - 1].1 {
+            FAILED
+        } else {
+            PUBLISHED
+        }
+    }
+}
+
+/// How a `MessageInfo` learns that its message completed.
+#[derive(Clone, Debug)]
+pub(crate) enum Completion {
+    /// QoS 1/2: a state of its own.
+    One(Arc<InfoShared>),
+    /// QoS 0: a place in the client's QoS 0 sequence.
+    Qos0 {
+        track: Arc<Qos0Track>,
+        seq: u64,
+        mid: u16,
+    },
+}
+
+impl Completion {
+    pub(crate) fn mid(&self) -> u16 {
+        match self {
+            Completion::One(i) => i.mid,
+            Completion::Qos0 { mid, .. } => *mid,
+        }
+    }
+
+    fn notify(&self) -> &Notify {
+        match self {
+            Completion::One(i) => &i.notify,
+            Completion::Qos0 { track, .. } => &track.notify,
+        }
     }
 }
 
@@ -170,7 +260,7 @@ impl InfoShared {
 /// the message has been sent (QoS 0) or acknowledged (QoS 1 and 2).
 #[derive(Clone, Debug)]
 pub struct MessageInfo {
-    pub(crate) shared: Arc<InfoShared>,
+    pub(crate) shared: Completion,
     /// Used to refuse a wait on the network thread itself.
     pub(crate) loop_thread: Weak<crate::client::LoopThreadId>,
 }
@@ -178,12 +268,12 @@ pub struct MessageInfo {
 impl MessageInfo {
     /// The message id (also for QoS 0, where it is not sent on the wire).
     pub fn mid(&self) -> u16 {
-        self.shared.mid
+        self.shared.mid()
     }
 
     /// True once the message was written (QoS 0) or acknowledged (QoS 1/2).
     pub fn is_published(&self) -> bool {
-        self.shared.status.load(Ordering::Acquire) == PUBLISHED
+        matches!(self.status(), Ok(true))
     }
 
     /// Paho's `rc`: `MQTT_ERR_SUCCESS` while pending or published, otherwise the error code.
@@ -195,10 +285,16 @@ impl MessageInfo {
     }
 
     fn status(&self) -> Result<bool> {
-        match self.shared.status.load(Ordering::Acquire) {
+        let (status, rc) = match &self.shared {
+            Completion::One(i) => (
+                i.status.load(Ordering::SeqCst),
+                i.fail_rc.load(Ordering::Relaxed),
+            ),
+            Completion::Qos0 { track, seq, .. } => (track.status(*seq), 0),
+        };
+        match status {
             PUBLISHED => Ok(true),
             FAILED => {
-                let rc = self.shared.fail_rc.load(Ordering::Relaxed);
                 if rc == 0 {
                     Err(Error::ConnectionLost)
                 } else {
@@ -229,8 +325,8 @@ impl MessageInfo {
             }
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let notify = &self.shared.notify;
-        notify.waiters.fetch_add(1, Ordering::AcqRel);
+        let notify = self.shared.notify();
+        notify.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = notify.lock.lock().unwrap_or_else(|e| e.into_inner());
         let result = loop {
             match self.status() {
@@ -238,26 +334,23 @@ impl MessageInfo {
                 Err(e) => break Err(e),
                 Ok(false) => {}
             }
-            // Poll at a bounded interval too, so a waiter never misses a completion.
-            let step = Duration::from_millis(100);
-            let wait = match deadline {
+            guard = match deadline {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         break Err(Error::Timeout);
                     }
-                    (d - now).min(step)
+                    notify
+                        .cond
+                        .wait_timeout(guard, d - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|e| e.into_inner().0)
                 }
-                None => step,
+                None => notify.cond.wait(guard).unwrap_or_else(|e| e.into_inner()),
             };
-            guard = notify
-                .cond
-                .wait_timeout(guard, wait)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
         };
         drop(guard);
-        notify.waiters.fetch_sub(1, Ordering::AcqRel);
+        notify.waiters.fetch_sub(1, Ordering::SeqCst);
         result
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{self, Ack, ConnAck, Connect, DecodeError, Disconnect, Packet, Publish};
-use crate::message::{InfoShared, Message, Notify};
+use crate::message::{Completion, InfoShared, Message, Notify, Qos0Track};
 use crate::types::{ConnectFlags, LogLevel, Protocol, QoS, ReasonCode, SubscribeOptions};
 use crate::{Error, Properties, Result};
 
@@ -37,6 +37,10 @@ pub(crate) enum Event {
         rc: ReasonCode,
         props: Option<Box<Properties>>,
     },
+    /// `on_publish` with `SUCCESS` and no properties for `count` written QoS 0 messages
+    /// whose mids follow each other (wrapping from 65535 to 1): one queue entry for a whole
+    /// batch written at once instead of one per message.
+    PublishedRun { first: u16, count: u32 },
     /// `on_subscribe`.
     Subscribed {
         mid: u16,
@@ -49,6 +53,46 @@ pub(crate) enum Event {
         rcs: Vec<ReasonCode>,
         props: Box<Properties>,
     },
+}
+
+impl Event {
+    /// Appends `other` to this event if both are runs and `other` continues this one;
+    /// gives `other` back otherwise.
+    pub(crate) fn merge_run(&mut self, other: Event) -> Option<Event> {
+        if let (
+            Event::PublishedRun { first, count },
+            Event::PublishedRun {
+                first: f2,
+                count: c2,
+            },
+        ) = (&mut *self, &other)
+        {
+            // Mids cycle through 1..=65535.
+            let after = (u64::from(*first) - 1 + u64::from(*count)) % 65535 + 1;
+            if after == u64::from(*f2) {
+                if let Some(sum) = count.checked_add(*c2) {
+                    *count = sum;
+                    return None;
+                }
+            }
+        }
+        Some(other)
+    }
+}
+
+/// Queues `on_publish(mid, SUCCESS)` for a written QoS 0 message, extending the last run.
+fn push_published_run(events: &mut VecDeque<Event>, mid: u16) {
+    let ev = Event::PublishedRun {
+        first: mid,
+        count: 1,
+    };
+    let ev = match events.back_mut() {
+        Some(back) => back.merge_run(ev),
+        None => Some(ev),
+    };
+    if let Some(ev) = ev {
+        events.push_back(ev);
+    }
 }
 
 /// The broker ended the connection with an MQTT 5 DISCONNECT.
@@ -197,7 +241,14 @@ pub(crate) struct Session {
     /// Number of entries at the front of `outgoing` that were sent on this connection.
     inflight: usize,
     /// QoS 0 messages written to `out` but not yet to the socket: (end offset, info).
-    qos0_pending: VecDeque<(u64, Arc<InfoShared>)>,
+    /// Unwritten QoS 0 messages: the `appended_total` at their end and their mid. Their
+    /// sequence numbers run from `qos0_done` up.
+    qos0_pending: VecDeque<(u64, u16)>,
+    /// Sequence number of the next QoS 0 message.
+    qos0_next: u64,
+    /// QoS 0 messages below this sequence number are complete.
+    qos0_done: u64,
+    qos0_track: Arc<Qos0Track>,
     /// Total bytes ever appended to `out` / written from it (for QoS 0 completion).
     appended_total: u64,
     written_total: u64,
@@ -242,6 +293,9 @@ impl Session {
             outgoing: VecDeque::new(),
             inflight: 0,
             qos0_pending: VecDeque::new(),
+            qos0_next: 0,
+            qos0_done: 0,
+            qos0_track: Qos0Track::new(notify.clone()),
             appended_total: 0,
             written_total: 0,
             pending_subs: HashMap::new(),
@@ -417,9 +471,12 @@ impl Session {
         for m in self.outgoing.iter_mut() {
             m.sent = false;
         }
-        while let Some((_, info)) = self.qos0_pending.pop_front() {
-            self.free_mid(info.mid);
-            info.set_failed(ReasonCode(0));
+        if !self.qos0_pending.is_empty() {
+            while let Some((_, mid)) = self.qos0_pending.pop_front() {
+                self.free_mid(mid);
+            }
+            self.qos0_track.lost(self.qos0_done, self.qos0_next);
+            self.qos0_done = self.qos0_next;
         }
         let subs: Vec<u16> = self.pending_subs.drain().map(|(k, _)| k).collect();
         let unsubs: Vec<u16> = self.pending_unsubs.drain().map(|(k, _)| k).collect();
@@ -443,22 +500,30 @@ impl Session {
             if self.out.capacity() > 4 * 1024 * 1024 {
                 self.out.shrink_to(64 * 1024);
             }
+        } else if self.out_pos >= 256 * 1024
+            || (self.out_pos >= 64 * 1024 && self.out_pos >= self.out.len() - self.out_pos)
+        {
+            // The socket keeps up only partly: drop the written front now, or the buffer
+            // would keep growing at its end while it never drains completely. The buffer
+            // stays within the unwritten bytes + 256 KiB; each move shifts at most 4 bytes
+            // per byte written (fewer while little is pending), amortised O(1).
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
         }
-        while let Some((end, _)) = self.qos0_pending.front() {
-            if *end > self.written_total {
+        let before = self.qos0_done;
+        while let Some(&(end, mid)) = self.qos0_pending.front() {
+            if end > self.written_total {
                 break;
             }
-            if let Some((_, info)) = self.qos0_pending.pop_front() {
-                self.free_mid(info.mid);
-                info.set_published();
-                if self.cfg.publish_events {
-                    self.events.push_back(Event::Published {
-                        mid: info.mid,
-                        rc: ReasonCode::SUCCESS,
-                        props: None,
-                    });
-                }
+            self.qos0_pending.pop_front();
+            self.free_mid(mid);
+            self.qos0_done += 1;
+            if self.cfg.publish_events {
+                push_published_run(&mut self.events, mid);
             }
+        }
+        if self.qos0_done != before {
+            self.qos0_track.written(self.qos0_done);
         }
     }
 
@@ -520,7 +585,7 @@ impl Session {
         qos: QoS,
         retain: bool,
         props: Option<&Properties>,
-    ) -> Result<Arc<InfoShared>> {
+    ) -> Result<Completion> {
         let v5 = self.cfg.protocol.is_v5();
         let props = if v5 { props } else { None };
         let alias = props.and_then(|p| p.topic_alias);
@@ -564,10 +629,14 @@ impl Session {
                     payload.len()
                 )
             });
-            let info = InfoShared::new(mid, self.notify.clone());
-            self.qos0_pending
-                .push_back((self.appended_total, info.clone()));
-            return Ok(info);
+            self.qos0_pending.push_back((self.appended_total, mid));
+            let seq = self.qos0_next;
+            self.qos0_next += 1;
+            return Ok(Completion::Qos0 {
+                track: self.qos0_track.clone(),
+                seq,
+                mid,
+            });
         }
         if self.cfg.max_queued > 0 && self.outgoing.len() >= self.cfg.max_queued {
             return Err(Error::QueueSize);
@@ -607,7 +676,7 @@ impl Session {
         if connected {
             self.pump();
         }
-        Ok(info)
+        Ok(Completion::One(info))
     }
 
     fn too_large(&self, len: usize) -> Error {
@@ -1321,6 +1390,136 @@ mod tests {
     }
 
     #[test]
+    fn written_qos0_messages_queue_one_run_per_batch_across_the_mid_wrap() {
+        let (mut s, _) = up(Protocol::V311, 0);
+        s.cfg.publish_events = true;
+        s.next_mid = 65533;
+        for _ in 0..4 {
+            s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
+        }
+        drain(&mut s);
+        assert_eq!(s.events.len(), 1, "{:?}", s.events);
+        assert!(matches!(
+            s.events[0],
+            Event::PublishedRun {
+                first: 65534,
+                count: 4
+            }
+        ));
+        // A QoS 1 message in flight keeps its mid: the QoS 0 mids after it skip it, so the
+        // run breaks there.
+        s.events.clear();
+        s.next_mid = 9;
+        s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
+        s.next_mid = 7;
+        for _ in 0..3 {
+            s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
+        }
+        drain(&mut s);
+        let runs: Vec<(u16, u32)> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::PublishedRun { first, count } => Some((*first, *count)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(runs, vec![(8, 2), (11, 1)]);
+    }
+
+    #[test]
+    fn qos0_infos_complete_in_order_and_fail_only_what_the_connection_lost() {
+        let info = |c: &Completion| crate::MessageInfo {
+            shared: c.clone(),
+            loop_thread: std::sync::Weak::new(),
+        };
+        let (mut s, now) = up(Protocol::V311, 0);
+        let a: Vec<Completion> = (0..4)
+            .map(|_| s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap())
+            .collect();
+        let one = s.pending_bytes() / 4;
+        s.written(one + 1, now); // the first and one byte of the second
+        let st: Vec<bool> = a.iter().map(|c| info(c).is_published()).collect();
+        assert_eq!(st, vec![true, false, false, false]);
+        s.written(one, now); // the second
+        s.connection_closed(); // the third and fourth are lost
+        let rc: Vec<(bool, i32)> = a
+            .iter()
+            .map(|c| (info(c).is_published(), info(c).rc()))
+            .collect();
+        let lost = Error::ConnectionLost.code();
+        assert_eq!(rc, vec![(true, 0), (true, 0), (false, lost), (false, lost)]);
+        assert_eq!(
+            info(&a[3]).wait_for_publish(None).unwrap_err().code(),
+            lost,
+            "a lost message ends its wait at once"
+        );
+        // A new connection: written messages after a loss are published, and a second loss
+        // right after the first merges with it.
+        s.start_connect(
+            &connect_pkt(Protocol::V311, 10),
+            false,
+            now,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        connack(&mut s, Properties::default(), now);
+        drain(&mut s);
+        let b = s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
+        drain(&mut s);
+        let c = s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
+        s.connection_closed();
+        assert!(info(&b).is_published());
+        assert_eq!(info(&c).rc(), lost);
+        assert!(info(&a[1]).is_published() && info(&a[2]).rc() == lost);
+        assert_eq!(
+            info(&b).wait_for_publish(Some(Duration::ZERO)).ok(),
+            Some(())
+        );
+    }
+
+    #[test]
+    fn output_that_never_drains_completely_stays_bounded_and_in_order() {
+        // A socket that takes a bit less than what is queued each time: without compaction the
+        // buffer grows at its end forever although the unwritten part stays small.
+        let (mut s, now) = up(Protocol::V311, 0);
+        let mut wire = Vec::new();
+        let mut max_cap = 0;
+        for i in 0..100_000u32 {
+            s.publish("t", &i.to_be_bytes(), QoS::AtMostOnce, false, None)
+                .unwrap();
+            let pending = s.pending_bytes();
+            let take = pending.saturating_sub(50);
+            wire.extend_from_slice(&s.out[s.out_pos..s.out_pos + take]);
+            s.written(take, now);
+            max_cap = max_cap.max(s.out.capacity());
+        }
+        wire.extend_from_slice(&s.out[s.out_pos..]);
+        assert!(
+            max_cap <= 128 * 1024,
+            "output buffer grew to {max_cap} bytes"
+        );
+        let mut at = 0;
+        let mut next = 0u32;
+        while at < wire.len() {
+            let (p, used) = decode(&wire[at..], Protocol::V311, usize::MAX)
+                .expect("valid")
+                .expect("whole");
+            let Packet::Publish(p) = p else {
+                panic!("not a PUBLISH")
+            };
+            assert_eq!(
+                p.payload[..],
+                next.to_be_bytes()[..],
+                "bytes lost or reordered"
+            );
+            next += 1;
+            at += used;
+        }
+        assert_eq!(next, 100_000);
+    }
+
+    #[test]
     fn mids_start_at_one_are_shared_and_skip_ids_in_flight() {
         let (mut s, _) = up(Protocol::V311, 0);
         let a = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
@@ -1331,17 +1530,18 @@ mod tests {
                 Properties::default(),
             )
             .unwrap();
-        assert_eq!((a.mid, b.mid, c), (1, 2, 3));
+        assert_eq!((a.mid(), b.mid(), c), (1, 2, 3));
         // QoS 0 mid 2 is freed once written; mid 1 (unacked) and 3 (no SUBACK) stay in use.
         drain(&mut s);
         s.next_mid = 65535;
         let d = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
         assert_eq!(
-            d.mid, 2,
+            d.mid(),
+            2,
             "wraps to 1 (in flight, skipped), then 2 (free again)"
         );
         let e = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
-        assert_eq!(e.mid, 4, "3 waits for its SUBACK");
+        assert_eq!(e.mid(), 4, "3 waits for its SUBACK");
     }
 
     #[test]
@@ -1492,9 +1692,13 @@ mod tests {
             .collect();
         assert_eq!(
             ended,
-            vec![(too_big.mid, 0x95), (qos2.mid, 0x9B), (retained.mid, 0x9A)]
+            vec![
+                (too_big.mid(), 0x95),
+                (qos2.mid(), 0x9B),
+                (retained.mid(), 0x9A)
+            ]
         );
-        assert_eq!(pub_mids(&drain(&mut s)), vec![(ok.mid, false)]);
+        assert_eq!(pub_mids(&drain(&mut s)), vec![(ok.mid(), false)]);
         // While connected the same publishes are refused up front.
         assert!(matches!(
             s.publish("t", b"x", QoS::ExactlyOnce, false, None),

@@ -19,6 +19,10 @@ fn connected(a: &Args, id: &str, setup: impl FnOnce(&Client)) -> Result<Client, 
         c.max_inflight_messages_set(a.window)
             .map_err(|e| e.to_string())?;
     }
+    if a.outgoing > 0 {
+        c.max_outgoing_bytes_set(a.outgoing)
+            .map_err(|e| e.to_string())?;
+    }
     let (tx, rx) = sync_channel(1);
     c.on_connect(move |_c, _f, rc, _p| {
         let _ = tx.try_send(rc.is_failure());

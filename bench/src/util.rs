@@ -17,6 +17,8 @@ pub struct Args {
     pub secs: u64,
     pub clients: usize,
     pub id: String,
+    /// mqtt-sync only: `max_outgoing_bytes_set` (0 = the default).
+    pub outgoing: usize,
 }
 
 impl Args {
@@ -33,6 +35,7 @@ impl Args {
             secs: 30,
             clients: 1000,
             id: format!("bench-{}", std::process::id()),
+            outgoing: 0,
         };
         for s in kv {
             let Some((k, v)) = s.split_once('=') else {
@@ -50,6 +53,7 @@ impl Args {
                 "secs" => a.secs = v.parse().expect("secs"),
                 "clients" => a.clients = v.parse().expect("clients"),
                 "id" => a.id = v.into(),
+                "outgoing" => a.outgoing = v.parse().expect("outgoing"),
                 _ => {}
             }
         }
