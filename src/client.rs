@@ -31,6 +31,8 @@ use crate::{Error, Properties, Result};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// Read buffer of a new connection; it doubles up to `READ_CHUNK` while reads fill it.
+const READ_INITIAL: usize = 8 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 const READ_BUDGET: usize = 1024 * 1024;
 /// Publishes closer together than this count as a burst (see `publish_inner`).
@@ -527,6 +529,7 @@ impl Inner {
             match r {
                 Ok(0) => return Err(Why::Lost(Error::ConnectionLost)),
                 Ok(n) => {
+                    let filled = c.rlen + n == c.rbuf.len();
                     c.rlen += n;
                     let res = session.receive(&c.rbuf[..c.rlen], now);
                     let used = match &res {
@@ -540,6 +543,11 @@ impl Inner {
                             c.rbuf.truncate(READ_CHUNK);
                             c.rbuf.shrink_to_fit();
                         }
+                    }
+                    if filled && c.rbuf.len() < READ_CHUNK {
+                        // Busy connection: read in larger pieces (idle ones stay small).
+                        let new_len = (c.rbuf.len() * 2).min(READ_CHUNK);
+                        c.rbuf.resize(new_len, 0);
                     }
                     if let Err((_, close)) = res {
                         // Write what the session queued (a DISCONNECT with the reason).
@@ -1485,7 +1493,7 @@ impl Client {
         st.conn = Some(Conn {
             stream,
             fd,
-            rbuf: vec![0; READ_CHUNK],
+            rbuf: vec![0; READ_INITIAL],
             rlen: 0,
             read_more: false,
         });
