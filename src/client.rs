@@ -876,9 +876,16 @@ impl Client {
     pub fn port(&self) -> u16 {
         self.inner.lock().port
     }
-    /// The keepalive in seconds.
+    /// The keepalive in seconds: the one given to `connect`, or, while connected to an MQTT 5
+    /// broker whose CONNACK carried a Server Keep Alive, the broker's value (which the client
+    /// then follows).
     pub fn keepalive(&self) -> u16 {
-        self.inner.lock().keepalive
+        let st = self.inner.lock();
+        if st.connected() {
+            st.session.keepalive_secs()
+        } else {
+            st.keepalive
+        }
     }
     /// The protocol version.
     pub fn protocol(&self) -> Protocol {

@@ -315,6 +315,12 @@ impl Session {
         }
     }
 
+    /// The keepalive of the current connection in seconds: the one sent in CONNECT, or the
+    /// broker's Server Keep Alive (MQTT 5) once the CONNACK carried one.
+    pub(crate) fn keepalive_secs(&self) -> u16 {
+        u16::try_from(self.keepalive.as_secs()).unwrap_or(u16::MAX)
+    }
+
     pub(crate) fn phase(&self) -> Phase {
         self.phase
     }

@@ -622,7 +622,13 @@ fn server_keep_alive_replaces_keepalive() {
     let (_, rc, props) = p.conn.wait(T);
     assert_eq!(rc, ReasonCode::SUCCESS);
     assert_eq!(props.server_keep_alive, Some(10));
+    assert_eq!(
+        c.keepalive(),
+        10,
+        "the getter reports the keepalive in force"
+    );
     finish(&c);
+    assert_eq!(c.keepalive(), 60, "offline: the configured keepalive again");
 }
 
 /// An empty client id: the broker assigns one, and the client keeps it for reconnects
