@@ -250,7 +250,9 @@ impl Certs {
     }
 
     /// One set per test binary, in a temporary directory that lives as long as the process
-    /// (under cargo's target/tmp when available).
+    /// (under cargo's target/tmp when available). The directory is named after the process
+    /// id; as statics are never dropped, each binary removes the directories of processes
+    /// that have exited.
     pub fn shared() -> &'static Certs {
         static CERTS: OnceLock<(tempfile::TempDir, Certs)> = OnceLock::new();
         &CERTS
@@ -259,8 +261,9 @@ impl Certs {
                     .map(PathBuf::from)
                     .unwrap_or_else(std::env::temp_dir);
                 let _ = std::fs::create_dir_all(&root);
+                sweep_stale(&root);
                 let dir = tempfile::Builder::new()
-                    .prefix("certs-")
+                    .prefix(&format!("certs-{}-", std::process::id()))
                     .tempdir_in(&root)
                     .expect("temp dir");
                 use std::os::unix::fs::PermissionsExt;
@@ -331,5 +334,26 @@ impl Certs {
     /// mosquitto listener lines for TLS with the `localhost` server certificate.
     pub fn mosquitto_tls(&self, require_certificate: bool) -> String {
         self.mosquitto_tls_with(&self.server_cert, &self.server_key, require_certificate)
+    }
+}
+
+/// Removes `certs-<pid>-*` directories whose process is gone (and older unnamed ones).
+fn sweep_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("certs-") else {
+            continue;
+        };
+        let alive = rest
+            .split('-')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
