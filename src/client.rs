@@ -174,6 +174,10 @@ struct State {
     last_publish: Instant,
     /// A publisher asked the loop thread to write what is pending.
     flush_scheduled: bool,
+    /// The last write stopped at `WouldBlock` with output left: a publishing thread then only
+    /// appends, and the loop thread writes when the socket becomes writable (a publisher
+    /// retrying every call would make one failing `send` per message).
+    write_blocked: bool,
     /// `on_socket_register_write`/`_unregister_write` are set (else no such events).
     socket_write_callbacks: bool,
     /// The loop thread was woken to dispatch queued events and has not done so yet.
@@ -374,6 +378,7 @@ impl State {
             shutdown: false,
             last_publish: Instant::now(),
             flush_scheduled: false,
+            write_blocked: false,
             socket_write_callbacks: false,
             dispatch_scheduled: false,
         }
@@ -500,6 +505,7 @@ impl Inner {
                 Err(e) => return Err(Error::Io(e)),
             }
         }
+        st.write_blocked = st.session.pending_bytes() > 0;
         if st.space_waiters > 0 {
             self.cond.notify_all();
         }
@@ -1467,6 +1473,7 @@ impl Client {
     }
 
     fn install(&self, st: &mut State, stream: Box<dyn NetStream>) -> Result<()> {
+        st.write_blocked = false;
         let fd = stream.raw_fd();
         self.inner.registry.register(
             &mut SourceFd(&fd),
@@ -1654,7 +1661,7 @@ impl Client {
         st.last_publish = now;
         let loop_writes = st.background && !in_dispatch() && burst;
         if st.session.pending_bytes() > 0 {
-            if !loop_writes || st.session.pending_bytes() >= BATCH_BYTES {
+            if !loop_writes || (st.session.pending_bytes() >= BATCH_BYTES && !st.write_blocked) {
                 if let Err(e) = self.inner.flush(&mut st) {
                     self.inner.close_conn(&mut st, Why::Lost(e));
                 }
