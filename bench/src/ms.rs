@@ -83,6 +83,7 @@ fn publish(a: &Args) -> Result<String, String> {
         c.publish(&a.topic, &payload[..], q, false)
             .map_err(|e| e.to_string())?;
     }
+    let enqueued = t0.elapsed();
     let end = drx.recv_timeout(Duration::from_secs(120));
     let done = count.load(Ordering::Relaxed);
     let secs = match end {
@@ -91,8 +92,9 @@ fn publish(a: &Args) -> Result<String, String> {
     };
     close(c);
     Ok(format!(
-        "n={done} secs={secs} t0_ns={t0_ns} max_gap_ms={}",
-        max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6
+        "n={done} secs={secs} t0_ns={t0_ns} max_gap_ms={} publish_calls_ms={}",
+        max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6,
+        enqueued.as_secs_f64() * 1e3
     ))
 }
 
