@@ -1362,16 +1362,17 @@ mod tests {
         .expect("connack accepted");
     }
 
+    /// Starts a connection with the session's protocol and `keep_alive`.
+    fn start(s: &mut Session, keep_alive: u16, now: Instant) {
+        let connect = connect_pkt(s.cfg.protocol, keep_alive);
+        s.start_connect(&connect, false, now, Duration::from_secs(5))
+            .unwrap();
+    }
+
     fn up(protocol: Protocol, max_inflight: u16) -> (Session, Instant) {
         let now = Instant::now();
         let mut s = session(protocol, max_inflight);
-        s.start_connect(
-            &connect_pkt(protocol, 10),
-            false,
-            now,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        start(&mut s, 10, now);
         connack(&mut s, Properties::default(), now);
         drain(&mut s);
         s.events.clear();
@@ -1462,13 +1463,7 @@ mod tests {
         );
         // A new connection: written messages after a loss are published, and a second loss
         // right after the first merges with it.
-        s.start_connect(
-            &connect_pkt(Protocol::V311, 10),
-            false,
-            now,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        start(&mut s, 10, now);
         connack(&mut s, Properties::default(), now);
         drain(&mut s);
         let b = s.publish("t", b"x", QoS::AtMostOnce, false, None).unwrap();
@@ -1590,13 +1585,7 @@ mod tests {
         s.handle_packet(Packet::PubRec(ack(1)), now).unwrap();
         assert!(matches!(drain(&mut s)[..], [Packet::PubRel(ref a)] if a.pkid == 1));
         s.connection_closed();
-        s.start_connect(
-            &connect_pkt(Protocol::V311, 10),
-            false,
-            now,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        start(&mut s, 10, now);
         drain(&mut s);
         connack(&mut s, Properties::default(), now);
         let pkts = drain(&mut s);
@@ -1669,13 +1658,7 @@ mod tests {
         let qos2 = s.publish("t", b"x", QoS::ExactlyOnce, false, None).unwrap();
         let retained = s.publish("t", b"x", QoS::AtLeastOnce, true, None).unwrap();
         let ok = s.publish("t", b"x", QoS::AtLeastOnce, false, None).unwrap();
-        s.start_connect(
-            &connect_pkt(Protocol::V5, 0),
-            false,
-            now,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+        start(&mut s, 0, now);
         drain(&mut s);
         connack(
             &mut s,

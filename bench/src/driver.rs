@@ -833,32 +833,30 @@ fn targets(st: &Stats, w: &[Work], idle: &HashMap<String, f64>) -> Vec<Target> {
             },
         });
     }
-    let flood = w.iter().find(|x| x.key == "pub-mosq-q0");
-    let (a, b) = (
-        flood.and_then(|x| st.med(x, ms, "rss")),
-        flood.and_then(|x| st.med(x, "rumqttc", "rss")),
-    );
-    t.push(Target {
-        name: "peak RSS under the QoS 0 flood <= rumqttc + 1 MB".into(),
-        value: match (a, b) {
-            (Some(a), Some(b)) => format!("{a:.1} MB vs {b:.1} MB"),
-            _ => "n/a".into(),
-        },
-        met: a.zip(b).map(|(a, b)| a <= b + 1.0),
-    });
-    let small = w.iter().find(|x| x.key == "pub-mosq-q0-out256k");
-    let (a, b) = (
-        small.and_then(|x| st.med(x, ms, "rss")),
-        small.and_then(|x| st.med(x, "rumqttc", "rss")),
-    );
-    t.push(Target {
-        name: "the same with max_outgoing_bytes_set(256 KiB) <= rumqttc + 1 MB".into(),
-        value: match (a, b) {
-            (Some(a), Some(b)) => format!("{a:.1} MB vs {b:.1} MB"),
-            _ => "n/a".into(),
-        },
-        met: a.zip(b).map(|(a, b)| a <= b + 1.0),
-    });
+    for (key, name) in [
+        (
+            "pub-mosq-q0",
+            "peak RSS under the QoS 0 flood <= rumqttc + 1 MB",
+        ),
+        (
+            "pub-mosq-q0-out256k",
+            "the same with max_outgoing_bytes_set(256 KiB) <= rumqttc + 1 MB",
+        ),
+    ] {
+        let flood = w.iter().find(|x| x.key == key);
+        let (a, b) = (
+            flood.and_then(|x| st.med(x, ms, "rss")),
+            flood.and_then(|x| st.med(x, "rumqttc", "rss")),
+        );
+        t.push(Target {
+            name: name.into(),
+            value: match (a, b) {
+                (Some(a), Some(b)) => format!("{a:.1} MB vs {b:.1} MB"),
+                _ => "n/a".into(),
+            },
+            met: a.zip(b).map(|(a, b)| a <= b + 1.0),
+        });
+    }
     let i = idle.get(ms).copied();
     t.push(Target {
         name: "idle connected client CPU ≈ 0 (< 0.1% of one core)".into(),
