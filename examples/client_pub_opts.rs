@@ -9,14 +9,16 @@
 //! published and then `--delay` seconds, and disconnects. The original's default host is
 //! mqtt.eclipseprojects.io; here it is localhost. TLS needs the `tls` feature (without it
 //! connecting returns `Error::NotSupported`).
+//!
+//! The option handling, which both `*_opts.py` originals repeat word for word, is shared here
+//! in `common::OptsClient` (same options, defaults and order of set-up).
 
 #[path = "common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{py_bytes, Args};
+use common::{py_bytes, OptsClient};
 use mqtt_sync as mqtt;
 
 fn on_connect(
@@ -51,103 +53,17 @@ fn on_log(_mqttc: &mqtt::Client, _level: mqtt::LogLevel, string: &str) {
 }
 
 fn main() -> mqtt::Result<()> {
-    let args = Args::parse(&[
-        "-H",
-        "--host",
-        "-t",
-        "--topic",
-        "-q",
-        "--qos",
-        "-c",
-        "--clientid",
-        "-u",
-        "--username",
-        "-p",
-        "--password",
-        "-P",
-        "--port",
-        "-N",
-        "--nummsgs",
-        "-S",
-        "--delay",
-        "-k",
-        "--keepalive",
-        "-F",
-        "--cacerts",
-        "--tls-version",
-    ]);
-    let host = args
-        .value(&["-H", "--host"])
-        .unwrap_or_else(|| "localhost".into());
-    let topic = args
-        .value(&["-t", "--topic"])
-        .unwrap_or_else(|| "paho/test/opts".into());
-    let qos: u8 = args.get(&["-q", "--qos"], 0);
-    let qos = mqtt::QoS::try_from(qos)
-        .map_err(|_| mqtt::Error::InvalidArgument(format!("bad qos {qos}")))?;
-    let clientid = args.value(&["-c", "--clientid"]).unwrap_or_default();
-    let username = args.value(&["-u", "--username"]);
-    let password = args.value(&["-p", "--password"]);
-    let disable_clean_session = args.flag(&["-d", "--disable-clean-session"]);
+    let OptsClient {
+        args,
+        mqttc,
+        host,
+        port,
+        topic,
+        qos,
+        keepalive,
+    } = OptsClient::from_command_line(&["-N", "--nummsgs", "-S", "--delay"], "paho/test/opts")?;
     let nummsgs: u32 = args.get(&["-N", "--nummsgs"], 1);
     let delay: f64 = args.get(&["-S", "--delay"], 1.0);
-    let keepalive: u16 = args.get(&["-k", "--keepalive"], 60);
-    let cacerts = args.value(&["-F", "--cacerts"]);
-    let insecure = args.flag(&["--insecure"]);
-
-    let mut usetls = args.flag(&["-s", "--use-tls"]);
-
-    if cacerts.is_some() {
-        usetls = true;
-    }
-
-    let port: u16 = match args.opt(&["-P", "--port"]) {
-        Some(port) => port,
-        None if usetls => 8883,
-        None => 1883,
-    };
-
-    let mqttc = mqtt::Client::builder()
-        .client_id(clientid)
-        .clean_session(!disable_clean_session)
-        .build()?;
-
-    if usetls {
-        let tls_version = match args.value(&["--tls-version"]).as_deref() {
-            Some("tlsv1.3") => Some(mqtt::TlsVersion::Tls13),
-            Some("tlsv1.2") => Some(mqtt::TlsVersion::Tls12),
-            Some("tlsv1.1") => Some(mqtt::TlsVersion::Tls11),
-            Some("tlsv1") => Some(mqtt::TlsVersion::Tls10),
-            None => None,
-            Some(_) => {
-                println!("Unknown TLS version - ignoring");
-                None
-            }
-        };
-
-        let cert_required = if !insecure {
-            mqtt::CertReqs::Required
-        } else {
-            mqtt::CertReqs::None
-        };
-
-        mqttc.tls_set_with(mqtt::TlsOptions {
-            ca_certs: cacerts.map(PathBuf::from),
-            certfile: None,
-            keyfile: None,
-            cert_reqs: cert_required,
-            tls_version,
-            ..Default::default()
-        })?;
-
-        if insecure {
-            mqttc.tls_insecure_set(true)?;
-        }
-    }
-
-    if username.is_some() || password.is_some() {
-        mqttc.username_pw_set(username.as_deref().unwrap_or(""), password.as_deref())?;
-    }
 
     mqttc.on_message(on_message);
     mqttc.on_connect(on_connect);
