@@ -1947,9 +1947,10 @@ impl Client {
                 call_slot(inner, self, "on_publish", &slot, |f| f(self, mid, rc, p));
             }
             CEvent::S(Event::PublishedRun { first, count }) => {
-                let slot = cbs().on_publish.clone();
                 let mut mid = first;
                 for _ in 0..count {
+                    // Looked up per message, as Paho does: a callback may replace itself.
+                    let slot = cbs().on_publish.clone();
                     call_slot(inner, self, "on_publish", &slot, |f| {
                         f(self, mid, ReasonCode::SUCCESS, &EMPTY_PROPERTIES)
                     });

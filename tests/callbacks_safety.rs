@@ -279,6 +279,40 @@ fn setter_inside_own_callback_takes_effect_next_call() {
     assert_eq!(results.wait(T), "second");
 }
 
+/// QoS 0 messages written together complete as one batch; a callback that replaces itself
+/// still takes effect from the next message on, as Paho looks the callback up each time.
+#[test]
+fn on_publish_replaced_inside_itself_during_a_batch_of_qos0_completions() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("cb-pubrun");
+    let ev = hook(&c);
+    let results: Events<(&'static str, u16)> = Events::new();
+    let rtx = results.sender();
+    c.on_publish(move |c, mid, _rc, _p| {
+        let _ = rtx.send(("first", mid));
+        let rtx2 = rtx.clone();
+        c.on_publish(move |_c, mid, _rc, _p| {
+            let _ = rtx2.send(("second", mid));
+        });
+    });
+    // Published inside a callback, each message is written at once; their completions are
+    // dispatched together after on_message returns.
+    c.on_message(|c, _m| {
+        for _ in 0..5 {
+            c.publish("out", "x", QoS::AtMostOnce, false).unwrap();
+        }
+    });
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("in", b"", 0, 0, false, false));
+    let got: Vec<(&str, u16)> = (0..5).map(|_| results.wait(T)).collect();
+    let first = got[0].1;
+    let want: Vec<(&str, u16)> = (0..5)
+        .map(|i| (if i == 0 { "first" } else { "second" }, first + i))
+        .collect();
+    assert_eq!(got, want);
+    results.assert_none_within(QUIET);
+}
+
 #[test]
 fn message_callback_remove_inside_own_callback() {
     let broker = ScriptedBroker::bind();
