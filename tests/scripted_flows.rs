@@ -617,3 +617,49 @@ fn default_inflight_window_is_20() {
     conn.send(&s::puback(1));
     conn.expect_packet(&s::publish("d", b"", 1, 21, false, false), T);
 }
+
+// ----- Backpressure
+
+/// A broker that stops reading: with `loop_start`, `publish` blocks once `max_outgoing_bytes`
+/// are waiting (memory stays bounded), resumes as the broker reads again, and the broker gets
+/// every message once, in order, intact.
+#[test]
+fn qos0_flood_blocks_at_max_outgoing_bytes_and_loses_nothing() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const N: u32 = 40_000;
+    let broker = ScriptedBroker::bind();
+    let c = v311("flood");
+    let ev = hook(&c);
+    c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    let mut conn = start(&broker, &c, &ev, 60);
+    let published = Arc::new(AtomicU32::new(0));
+    let finished: Events<()> = Events::new();
+    let (pubc, count, fin) = (c.clone(), published.clone(), finished.sender());
+    let publisher = std::thread::spawn(move || {
+        let mut payload = vec![0x5a; 1024];
+        for i in 0..N {
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            pubc.publish("flood", &payload[..], QoS::AtMostOnce, false)
+                .expect("publish");
+            count.store(i + 1, Ordering::SeqCst);
+        }
+        let _ = fin.send(());
+    });
+    // 40 MB do not fit into the loopback socket buffers plus 64 KiB: the publisher is held.
+    finished.assert_none_within(Duration::from_millis(500));
+    assert!(published.load(Ordering::SeqCst) < N);
+    for i in 0..N {
+        let p = conn.read_packet(T);
+        assert_eq!(s::publish_qos(&p), 0);
+        let at = s::body_offset(&p) + 2 + "flood".len();
+        assert_eq!(p.len() - at, 1024, "payload of message {i}");
+        assert_eq!(
+            p[at..at + 4],
+            i.to_be_bytes(),
+            "message {i} lost or out of order"
+        );
+    }
+    finished.wait(T);
+    publisher.join().unwrap();
+    conn.expect_silence(QUIET);
+}

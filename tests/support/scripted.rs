@@ -311,7 +311,7 @@ pub fn parse_client_packet_type(bytes: &[u8]) -> u8 {
 }
 
 /// Offset of the variable header (after fixed header and remaining length).
-fn body_offset(bytes: &[u8]) -> usize {
+pub fn body_offset(bytes: &[u8]) -> usize {
     match decode_varint(&bytes[1..]) {
         Ok(Some((_, used))) => 1 + used,
         _ => panic!("not a packet: [{}]", hex(bytes)),
