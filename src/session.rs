@@ -240,7 +240,6 @@ pub(crate) struct Session {
     outgoing: VecDeque<OutMsg>,
     /// Number of entries at the front of `outgoing` that were sent on this connection.
     inflight: usize,
-    /// QoS 0 messages written to `out` but not yet to the socket: (end offset, info).
     /// Unwritten QoS 0 messages: the `appended_total` at their end and their mid. Their
     /// sequence numbers run from `qos0_done` up.
     qos0_pending: VecDeque<(u64, u16)>,
