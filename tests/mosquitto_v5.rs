@@ -6,115 +6,12 @@ mod support;
 use std::time::Duration;
 
 use mqtt_sync::{
-    Client, ConnectFlags, ConnectOptions, DisconnectFlags, Error, Message, Properties, Protocol,
-    QoS, ReasonCode, RetainHandling, SubscribeOptions,
+    Client, ConnectOptions, Error, Properties, Protocol, QoS, ReasonCode, RetainHandling,
+    SubscribeOptions,
 };
 use support::{Events, Mosquitto, T};
 
-// ---- shared helpers (each test file is its own crate, so they are repeated per file) ----
-
-/// Every event a test may wait for, one channel per kind so waiting for one kind never
-/// discards another.
-struct Probe {
-    conn: Events<(ConnectFlags, ReasonCode, Properties)>,
-    disc: Events<(DisconnectFlags, ReasonCode)>,
-    msgs: Events<Message>,
-    pubs: Events<(u16, ReasonCode)>,
-    subs: Events<(u16, Vec<ReasonCode>)>,
-}
-
-impl Probe {
-    /// Installs on_connect / on_disconnect / on_message / on_publish / on_subscribe on `c`.
-    fn attach(c: &Client) -> Probe {
-        let p = Probe {
-            conn: Events::new(),
-            disc: Events::new(),
-            msgs: Events::new(),
-            pubs: Events::new(),
-            subs: Events::new(),
-        };
-        let tx = p.conn.sender();
-        c.on_connect(move |_, f, rc, props| {
-            let _ = tx.send((f, rc, props.clone()));
-        });
-        let tx = p.disc.sender();
-        c.on_disconnect(move |_, f, rc, _| {
-            let _ = tx.send((f, rc));
-        });
-        let tx = p.msgs.sender();
-        c.on_message(move |_, m| {
-            let _ = tx.send(m.clone());
-        });
-        let tx = p.pubs.sender();
-        c.on_publish(move |_, mid, rc, _| {
-            let _ = tx.send((mid, rc));
-        });
-        let tx = p.subs.sender();
-        c.on_subscribe(move |_, mid, rcs, _| {
-            let _ = tx.send((mid, rcs.to_vec()));
-        });
-        p
-    }
-
-    /// Waits for a successful CONNACK; returns its flags.
-    #[track_caller]
-    fn connected(&self) -> ConnectFlags {
-        let (f, rc, _) = self.conn.wait(T);
-        assert_eq!(rc, ReasonCode::SUCCESS, "connection refused: {rc}");
-        f
-    }
-
-    /// Waits for the SUBACK of `mid`; returns its reason codes.
-    #[track_caller]
-    fn suback(&self, mid: u16) -> Vec<ReasonCode> {
-        self.subs.wait_for(T, |(m, _)| *m == mid).1
-    }
-
-    /// The next message.
-    #[track_caller]
-    fn msg(&self) -> Message {
-        self.msgs.wait(T)
-    }
-}
-
-fn client(proto: Protocol, id: &str) -> Client {
-    let c = Client::builder()
-        .client_id(id)
-        .protocol(proto)
-        .build()
-        .expect("build client");
-    c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
-        .unwrap();
-    c
-}
-
-/// A client with a probe, connected with `loop_start`.
-#[track_caller]
-fn started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, Probe) {
-    let c = client(proto, id);
-    let p = Probe::attach(&c);
-    c.connect(broker.host(), broker.port(), 60)
-        .expect("connect");
-    c.loop_start().expect("loop_start");
-    p.connected();
-    (c, p)
-}
-
-/// Subscribes and waits for the SUBACK, asserting it granted `qos`.
-#[track_caller]
-fn sub(c: &Client, p: &Probe, filter: &str, qos: QoS) {
-    let mid = c.subscribe(filter, qos).expect("subscribe");
-    let rcs = p.suback(mid);
-    assert_eq!(rcs, vec![ReasonCode(qos as u8)], "SUBACK for {filter}");
-}
-
-/// Disconnects cleanly and stops the loop.
-fn finish(c: &Client) {
-    let _ = c.disconnect();
-    let _ = c.loop_stop();
-}
-
-// ---- end of shared helpers ----
+use support::mosq::{client, finish, started, sub, Probe};
 
 const V5: Protocol = Protocol::V5;
 
