@@ -2,17 +2,6 @@ mod support;
 // Calling the client from inside its callbacks, panics in callbacks, dropping the client.
 use support::h::*;
 
-fn msg_ev(m: &mqtt_sync::Message) -> Ev {
-    Ev::Message {
-        topic: m.topic().into(),
-        payload: m.payload().into(),
-        qos: m.qos() as u8,
-        dup: m.dup(),
-        retain: m.retain(),
-        mid: m.mid(),
-    }
-}
-
 #[test]
 fn publish_and_subscribe_from_on_message() {
     let broker = ScriptedBroker::bind();
@@ -104,7 +93,7 @@ fn disconnect_from_on_message() {
     let ev = hook(&c);
     let tx = ev.sender();
     c.on_message(move |c, m| {
-        let _ = tx.send(msg_ev(m));
+        let _ = tx.send(Ev::message(m));
         c.disconnect().unwrap();
     });
     let mut conn = start(&broker, &c, &ev, 60);
@@ -131,7 +120,7 @@ fn loop_stop_from_on_message() {
     let ev = hook(&c);
     let tx = ev.sender();
     c.on_message(move |c, m| {
-        let _ = tx.send(msg_ev(m));
+        let _ = tx.send(Ev::message(m));
         c.loop_stop().unwrap();
     });
     let mut conn = start(&broker, &c, &ev, 60);
@@ -159,11 +148,7 @@ fn loop_stop_from_on_disconnect_stops_reconnects() {
     let ev = hook(&c);
     let tx = ev.sender();
     c.on_disconnect(move |c, f, rc, p| {
-        let _ = tx.send(Ev::Disconnect {
-            rc: rc.value(),
-            from_server: f.is_disconnect_packet_from_server,
-            props: p.clone(),
-        });
+        let _ = tx.send(Ev::disconnect(f, rc, p));
         c.loop_stop().unwrap();
     });
     let conn = start(&broker, &c, &ev, 60);
@@ -181,11 +166,7 @@ fn disconnect_from_on_disconnect_stops_reconnects() {
     let ev = hook(&c);
     let tx = ev.sender();
     c.on_disconnect(move |c, f, rc, p| {
-        let _ = tx.send(Ev::Disconnect {
-            rc: rc.value(),
-            from_server: f.is_disconnect_packet_from_server,
-            props: p.clone(),
-        });
+        let _ = tx.send(Ev::disconnect(f, rc, p));
         let _ = c.disconnect();
     });
     let conn = start(&broker, &c, &ev, 60);
@@ -234,7 +215,7 @@ fn panicking_callback_is_caught_and_logged_loop_goes_on() {
         if m.payload() == b"boom" {
             panic!("test panic in on_message");
         }
-        let _ = tx.send(msg_ev(m));
+        let _ = tx.send(Ev::message(m));
     });
     let mut conn = start(&broker, &c, &ev, 60);
     conn.send(&s::publish("in", b"boom", 1, 1, false, false));
@@ -365,7 +346,7 @@ fn weak_client_in_closure_does_not_keep_client_alive() {
         if let Some(cl) = weak.upgrade() {
             let _ = cl.publish("echo", m.payload(), QoS::AtMostOnce, false);
         }
-        let _ = tx.send(msg_ev(m));
+        let _ = tx.send(Ev::message(m));
     });
     let mut conn = start(&broker, &c, &ev, 60);
     conn.send(&s::publish("in", b"e", 0, 0, false, false));
@@ -388,7 +369,7 @@ fn dropping_last_handle_inside_callback_does_not_deadlock() {
     let h = holder.clone();
     let tx = ev.sender();
     c.on_message(move |_c, m| {
-        let _ = tx.send(msg_ev(m));
+        let _ = tx.send(Ev::message(m));
         // Drop the last user handle on the loop's own thread.
         drop(h.lock().unwrap().take());
     });

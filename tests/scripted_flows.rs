@@ -288,14 +288,7 @@ fn incoming_qos1_on_message_then_puback() {
     let release_rx = Mutex::new(release_rx);
     let tx = ev.sender();
     c.on_message(move |_c, m| {
-        let _ = tx.send(Ev::Message {
-            topic: m.topic().into(),
-            payload: m.payload().into(),
-            qos: m.qos() as u8,
-            dup: m.dup(),
-            retain: m.retain(),
-            mid: m.mid(),
-        });
+        let _ = tx.send(Ev::message(m));
         let _ = release_rx.lock().unwrap().recv_timeout(T);
     });
     let mut conn = start(&broker, &c, &ev, 60);
@@ -364,14 +357,7 @@ fn incoming_qos0_v5_message_properties() {
     let tx = ev.sender();
     c.on_message(move |_c, m| {
         *g.lock().unwrap() = Some(m.properties().clone());
-        let _ = tx.send(Ev::Message {
-            topic: m.topic().into(),
-            payload: m.payload().into(),
-            qos: m.qos() as u8,
-            dup: m.dup(),
-            retain: m.retain(),
-            mid: m.mid(),
-        });
+        let _ = tx.send(Ev::message(m));
     });
     let mut conn = start(&broker, &c, &ev, 60);
     let pb = [p_str(0x03, "ct"), p_pair("x", "y")].concat();

@@ -53,6 +53,29 @@ pub(crate) enum Ev {
     },
 }
 
+impl Ev {
+    /// The event `on_message` reports for `m`.
+    pub(crate) fn message(m: &mqtt_sync::Message) -> Ev {
+        Ev::Message {
+            topic: m.topic().into(),
+            payload: m.payload().into(),
+            qos: m.qos() as u8,
+            dup: m.dup(),
+            retain: m.retain(),
+            mid: m.mid(),
+        }
+    }
+
+    /// The event `on_disconnect` reports.
+    pub(crate) fn disconnect(f: mqtt_sync::DisconnectFlags, rc: ReasonCode, p: &Properties) -> Ev {
+        Ev::Disconnect {
+            rc: rc.value(),
+            from_server: f.is_disconnect_packet_from_server,
+            props: p.clone(),
+        }
+    }
+}
+
 /// Installs every callback of interest, reporting to one event channel.
 pub(crate) fn hook(c: &Client) -> Events<Ev> {
     let ev = Events::new();
@@ -69,11 +92,7 @@ pub(crate) fn hook(c: &Client) -> Events<Ev> {
     });
     let tx = ev.sender();
     c.on_disconnect(move |_c, f, rc, p| {
-        let _ = tx.send(Ev::Disconnect {
-            rc: rc.value(),
-            from_server: f.is_disconnect_packet_from_server,
-            props: p.clone(),
-        });
+        let _ = tx.send(Ev::disconnect(f, rc, p));
     });
     let tx = ev.sender();
     c.on_publish(move |_c, mid, rc, _p| {
@@ -98,14 +117,7 @@ pub(crate) fn hook(c: &Client) -> Events<Ev> {
     });
     let tx = ev.sender();
     c.on_message(move |_c, m| {
-        let _ = tx.send(Ev::Message {
-            topic: m.topic().to_string(),
-            payload: m.payload().to_vec(),
-            qos: m.qos() as u8,
-            dup: m.dup(),
-            retain: m.retain(),
-            mid: m.mid(),
-        });
+        let _ = tx.send(Ev::message(m));
     });
     ev
 }
