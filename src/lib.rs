@@ -110,10 +110,11 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
-mod callbacks;
 mod client;
 pub mod codec;
+mod completion;
 mod error;
+mod loop_thread;
 mod message;
 mod network;
 mod options;
@@ -123,13 +124,13 @@ pub mod subscribe;
 mod topic;
 mod types;
 
-pub use client::{Client, WeakClient};
+pub use client::{Client, ClientBuilder, WeakClient};
 pub use error::*;
 pub use message::{Message, MessageInfo};
 #[cfg(feature = "tls")]
 pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
-pub use options::{Auth, ClientBuilder, ConnectOptions, Will};
+pub use options::{Auth, ConnectOptions, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,

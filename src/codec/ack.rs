@@ -1,44 +1,11 @@
-//! PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT, AUTH, PINGREQ/PINGRESP, and the packet
-//! encoder dispatch (`Packet::encode_inner`).
+//! PUBACK, PUBREC, PUBREL, PUBCOMP, DISCONNECT and AUTH.
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::properties::{self as props, PropertyContext};
 use super::wire::{self, Reader};
-use super::{connect, publish, subscribe, Ack, Auth, Disconnect, Packet};
+use super::{Ack, Auth, Disconnect};
 use crate::types::{Protocol, ReasonCode};
 use crate::Properties;
-
-impl Packet {
-    pub(super) fn encode_inner(&self, protocol: Protocol, out: &mut Vec<u8>) -> crate::Result<()> {
-        match self {
-            Packet::Connect(c) => connect::encode_connect(c, out),
-            Packet::ConnAck(c) => connect::encode_connack(c, protocol, out),
-            Packet::Publish(p) => publish::encode_publish(
-                out,
-                protocol,
-                &p.topic,
-                &p.payload,
-                p.qos,
-                p.retain,
-                p.dup,
-                p.pkid,
-                Some(&p.properties),
-            ),
-            Packet::PubAck(a) => encode_ack(a, AckKind::PubAck, protocol, out),
-            Packet::PubRec(a) => encode_ack(a, AckKind::PubRec, protocol, out),
-            Packet::PubRel(a) => encode_ack(a, AckKind::PubRel, protocol, out),
-            Packet::PubComp(a) => encode_ack(a, AckKind::PubComp, protocol, out),
-            Packet::Subscribe(s) => subscribe::encode_subscribe(s, protocol, out),
-            Packet::SubAck(s) => subscribe::encode_suback(s, protocol, out),
-            Packet::Unsubscribe(u) => subscribe::encode_unsubscribe(u, protocol, out),
-            Packet::UnsubAck(u) => subscribe::encode_unsuback(u, protocol, out),
-            Packet::PingReq => wire::write_packet(out, 0xC0, &[]),
-            Packet::PingResp => wire::write_packet(out, 0xD0, &[]),
-            Packet::Disconnect(d) => encode_disconnect(d, protocol, out),
-            Packet::Auth(a) => encode_auth(a, protocol, out),
-        }
-    }
-}
 
 /// Which of the four acknowledgement packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +73,12 @@ pub(crate) fn encode_ack(
     protocol: Protocol,
     out: &mut Vec<u8>,
 ) -> crate::Result<()> {
+    if !protocol.is_v5() || (a.reason == ReasonCode::SUCCESS && a.properties.is_empty()) {
+        // The short form, without a buffer: the hot path of every acknowledgement.
+        let [hi, lo] = a.pkid.to_be_bytes();
+        out.extend_from_slice(&[kind.byte1(), 2, hi, lo]);
+        return Ok(());
+    }
     let mut b = Vec::with_capacity(4);
     wire::write_u16(&mut b, a.pkid);
     if protocol.is_v5() {

@@ -1,6 +1,6 @@
 //! CONNECT and CONNACK.
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::properties::{self as props, PropertyContext};
 use super::wire::{self, Reader};
 use super::{ConnAck, Connect, LastWill};
@@ -24,7 +24,8 @@ pub(crate) fn encode_connect(c: &Connect, out: &mut Vec<u8>) -> crate::Result<()
             "MQTT"
         },
     );
-    b.push(c.protocol.level());
+    // Bridge mode: bit 7 of the protocol level (as Paho and mosquitto do).
+    b.push(c.protocol.level() | if c.bridge { 0x80 } else { 0 });
     let mut flags = 0u8;
     if c.username.is_some() {
         flags |= 0x80;
@@ -71,7 +72,9 @@ pub(crate) fn encode_connect(c: &Connect, out: &mut Vec<u8>) -> crate::Result<()
 /// Decodes CONNECT (used by test brokers); the protocol comes from the packet itself.
 pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError> {
     let name = r.string("protocol name")?;
-    let level = r.u8("protocol level")?;
+    let level_byte = r.u8("protocol level")?;
+    let bridge = level_byte & 0x80 != 0;
+    let level = level_byte & 0x7F;
     let protocol = match (name.as_str(), level) {
         ("MQIsdp", 3) => Protocol::V31,
         ("MQTT", 4) => Protocol::V311,
@@ -157,6 +160,7 @@ pub(crate) fn decode_connect(r: &mut Reader<'_>) -> Result<Connect, DecodeError>
         username,
         password,
         properties,
+        bridge,
     })
 }
 

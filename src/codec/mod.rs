@@ -3,21 +3,30 @@
 //! No I/O and no clock. Decoding partial input returns `Ok(None)` and consumes nothing; the
 //! remaining length is checked against the maximum packet size before anything else, and no
 //! input can make the decoder panic (it is fuzzed).
+//!
+//! `mod.rs` holds the packet model; `packet.rs` the encode and decode dispatch side by side
+//! (fixed header, size limit, one arm per packet type); one file per packet family
+//! (`connect.rs`, `publish.rs`, `subscribe.rs`, `ack.rs`) with its encoder and decoder;
+//! `properties.rs`; `wire.rs` for integers, strings and the bounds-checked reader.
 
 use crate::types::{Protocol, QoS, ReasonCode, SubscribeOptions};
 use crate::Properties;
 
 mod ack;
 mod connect;
-mod decode;
+mod error;
+mod packet;
 mod properties;
 mod publish;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 pub(crate) mod wire;
 
-pub use decode::{decode, parse_fixed_header, DecodeError, FixedHeader};
+pub use error::DecodeError;
+pub use packet::{decode, parse_fixed_header, FixedHeader};
 pub use properties::PropertyContext;
-pub use publish::encode_publish;
+pub use publish::{encode_publish, set_dup};
 
 /// The largest remaining length MQTT can express (268,435,455 bytes).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -56,6 +65,9 @@ pub struct Connect {
     pub password: Option<Vec<u8>>,
     /// MQTT 5 CONNECT properties.
     pub properties: Properties,
+    /// Bridge mode: bit 7 of the protocol level set, so a broker that supports it does not
+    /// loop messages back (Paho's and mosquitto's `try_private`).
+    pub bridge: bool,
 }
 
 /// CONNACK (server to client).
@@ -195,42 +207,4 @@ pub enum Packet {
     Disconnect(Disconnect),
     /// 15 AUTH (MQTT 5)
     Auth(Auth),
-}
-
-impl Packet {
-    /// The packet's name as Paho logs it ("CONNECT", "PUBACK", ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Packet::Connect(_) => "CONNECT",
-            Packet::ConnAck(_) => "CONNACK",
-            Packet::Publish(_) => "PUBLISH",
-            Packet::PubAck(_) => "PUBACK",
-            Packet::PubRec(_) => "PUBREC",
-            Packet::PubRel(_) => "PUBREL",
-            Packet::PubComp(_) => "PUBCOMP",
-            Packet::Subscribe(_) => "SUBSCRIBE",
-            Packet::SubAck(_) => "SUBACK",
-            Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-            Packet::UnsubAck(_) => "UNSUBACK",
-            Packet::PingReq => "PINGREQ",
-            Packet::PingResp => "PINGRESP",
-            Packet::Disconnect(_) => "DISCONNECT",
-            Packet::Auth(_) => "AUTH",
-        }
-    }
-
-    /// Appends the encoded packet to `out`.
-    ///
-    /// Errors: `InvalidArgument` for a property not allowed in this packet, a string that is
-    /// not valid MQTT UTF-8, a topic or filter that fails validation, an empty SUBSCRIBE, or a
-    /// packet that `protocol` cannot carry (AUTH before MQTT 5); `PayloadSize` when the
-    /// remaining length would exceed 268,435,455 bytes. On error nothing is appended.
-    pub fn encode(&self, protocol: Protocol, out: &mut Vec<u8>) -> crate::Result<()> {
-        let start = out.len();
-        let r = self.encode_inner(protocol, out);
-        if r.is_err() {
-            out.truncate(start);
-        }
-        r
-    }
 }

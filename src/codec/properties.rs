@@ -1,6 +1,6 @@
 //! MQTT 5 properties: which property is allowed in which packet, encoding and decoding.
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::wire::{self, Reader};
 use crate::Properties;
 

@@ -1,6 +1,6 @@
 //! PUBLISH: the allocation-free encoding fast path and decoding.
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::properties::{self as props, PropertyContext};
 use super::wire::{self, Reader};
 use super::Publish;
@@ -78,6 +78,15 @@ pub fn encode_publish(
     }
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// Sets the DUP flag of an encoded PUBLISH (for a resend), leaving every other byte as it is.
+pub fn set_dup(packet: &mut [u8]) {
+    if let Some(b) = packet.first_mut() {
+        if *b >> 4 == 3 {
+            *b |= 0x08;
+        }
+    }
 }
 
 /// Decodes PUBLISH. `byte1` carries DUP, QoS and RETAIN.

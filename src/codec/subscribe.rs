@@ -1,6 +1,6 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE and UNSUBACK.
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::properties::{self as props, PropertyContext};
 use super::wire::{self, Reader};
 use super::{SubAck, Subscribe, UnsubAck, Unsubscribe};

@@ -1,7 +1,7 @@
 //! Wire primitives: variable byte integers, big-endian integers, MQTT UTF-8 strings and binary
 //! data, for writing (into a `Vec<u8>`) and for reading (a bounds-checked [`Reader`]).
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
 use super::MAX_REMAINING_LENGTH;
 
 /// Largest value a variable byte integer can hold (4 bytes).

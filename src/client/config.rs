@@ -1,0 +1,465 @@
+//! What the user configured ([`Options`]: read when a connection starts), with the setters
+//! and getters that mirror Paho's.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::state::State;
+use super::{Client, ClientBuilder};
+use crate::codec::{self, Connect, LastWill};
+use crate::network::{self, NetConfig};
+use crate::topic::validate_topic_name;
+use crate::types::{CleanStart, Protocol, QoS, Transport};
+use crate::{Error, Properties, Result};
+
+/// Every option of the client. Setters change it; a connection reads it when it starts.
+pub(super) struct Options {
+    pub client_id: String,
+    pub clean_session: bool,
+    pub protocol: Protocol,
+    pub transport: Transport,
+    pub manual_ack: bool,
+    pub reconnect_on_failure: bool,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    pub will: Option<LastWill>,
+    /// Where the last `connect`/`connect_async` pointed (`None` before the first).
+    pub host: Option<String>,
+    pub port: u16,
+    pub keepalive: u16,
+    pub bind_address: Option<String>,
+    pub bind_port: u16,
+    pub clean_start: CleanStart,
+    pub connect_props: Option<Properties>,
+    /// Transport settings: TLS, WebSocket path and headers, proxy, TCP_NODELAY.
+    pub net: NetConfig,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    pub connect_timeout: Duration,
+    pub max_outgoing_bytes: usize,
+    pub bridge: bool,
+    pub srv_nameserver: Option<SocketAddr>,
+    /// In-flight window for QoS 1/2 (0 = unlimited).
+    pub max_inflight: u16,
+    /// Stored outgoing QoS 1/2 messages (0 = unlimited).
+    pub max_queued: usize,
+    /// Largest packet accepted from the broker.
+    pub max_incoming_packet: usize,
+}
+
+fn random_client_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(22);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut x = h.finish();
+    for i in 0..22 {
+        if i % 10 == 0 {
+            let mut h = RandomState::new().build_hasher();
+            h.write_u64(x);
+            x = h.finish();
+        }
+        out.push(CHARS[(x % 62) as usize] as char);
+        x /= 62;
+    }
+    out
+}
+
+impl Options {
+    /// The defaults, with what the builder chose.
+    pub(super) fn new(b: &ClientBuilder) -> Options {
+        let client_id = if b.client_id.is_empty() && b.protocol == Protocol::V31 {
+            random_client_id()
+        } else {
+            b.client_id.clone()
+        };
+        Options {
+            client_id,
+            clean_session: b.clean_session.unwrap_or(true),
+            protocol: b.protocol,
+            transport: b.transport,
+            manual_ack: b.manual_ack,
+            reconnect_on_failure: b.reconnect_on_failure,
+            username: None,
+            password: None,
+            will: None,
+            host: None,
+            port: 1883,
+            keepalive: 60,
+            bind_address: None,
+            bind_port: 0,
+            clean_start: CleanStart::FirstOnly,
+            connect_props: None,
+            net: NetConfig {
+                nodelay: true,
+                ..Default::default()
+            },
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(5),
+            max_outgoing_bytes: 1024 * 1024,
+            bridge: false,
+            srv_nameserver: None,
+            max_inflight: 20,
+            max_queued: 0,
+            max_incoming_packet: codec::MAX_REMAINING_LENGTH + 5,
+        }
+    }
+
+    /// The CONNECT of the next connection. `connected_once`: a CONNACK succeeded since the
+    /// last `connect()` (MQTT 5 `CleanStart::FirstOnly` then stops asking for a clean start).
+    pub(super) fn connect_packet(&self, connected_once: bool) -> Connect {
+        let v5 = self.protocol.is_v5();
+        let clean = if v5 {
+            match self.clean_start {
+                CleanStart::Always => true,
+                CleanStart::Never => false,
+                CleanStart::FirstOnly => !connected_once,
+            }
+        } else {
+            self.clean_session
+        };
+        Connect {
+            protocol: self.protocol,
+            clean_start: clean,
+            keep_alive: self.keepalive,
+            client_id: self.client_id.clone(),
+            will: self.will.clone(),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            properties: if v5 {
+                self.connect_props.clone().unwrap_or_default()
+            } else {
+                Properties::default()
+            },
+            bridge: self.bridge,
+        }
+    }
+}
+
+/// Encodes a CONNECT with `will` and `properties` to refuse what it cannot carry at once
+/// rather than at every reconnect.
+pub(super) fn probe_connect(
+    protocol: Protocol,
+    will: Option<LastWill>,
+    properties: Properties,
+) -> Result<()> {
+    let probe = codec::Packet::Connect(Connect {
+        protocol,
+        clean_start: true,
+        keep_alive: 0,
+        client_id: String::new(),
+        will,
+        username: None,
+        password: None,
+        properties,
+        bridge: false,
+    });
+    probe.encode(protocol, &mut Vec::new())
+}
+
+impl Client {
+    fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
+    /// The client id (after an MQTT 5 CONNACK with an Assigned Client Identifier, that id).
+    pub fn client_id(&self) -> String {
+        self.inner.lock().opts.client_id.clone()
+    }
+    /// The broker host of the last connect.
+    pub fn host(&self) -> String {
+        self.inner.lock().opts.host.clone().unwrap_or_default()
+    }
+    /// The broker port of the last connect.
+    pub fn port(&self) -> u16 {
+        self.inner.lock().opts.port
+    }
+    /// The keepalive in seconds: the one given to `connect`, or, while connected to an MQTT 5
+    /// broker whose CONNACK carried a Server Keep Alive, the broker's value (which the client
+    /// then follows).
+    pub fn keepalive(&self) -> u16 {
+        let st = self.inner.lock();
+        if st.session_up() {
+            st.session.keepalive_secs()
+        } else {
+            st.opts.keepalive
+        }
+    }
+    /// The protocol version.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.lock().opts.protocol
+    }
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.inner.lock().opts.transport
+    }
+    /// The user name set by `username_pw_set`.
+    pub fn username(&self) -> Option<String> {
+        self.inner.lock().opts.username.clone()
+    }
+
+    /// Sets user name and optional password for the next connect.
+    pub fn username_pw_set(&self, username: &str, password: Option<&str>) -> Result<()> {
+        self.with_state(|st| {
+            st.opts.username = Some(username.to_string());
+            st.opts.password = password.map(|p| p.as_bytes().to_vec());
+        });
+        Ok(())
+    }
+
+    /// Sets the will message for the next connect.
+    pub fn will_set(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<()> {
+        self.will_set_with_properties(topic, payload, qos, retain, Properties::default())
+    }
+
+    /// Sets the will message with MQTT 5 will properties.
+    pub fn will_set_with_properties(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+    ) -> Result<()> {
+        validate_topic_name(topic)?;
+        let payload = payload.as_ref();
+        if payload.len() > 65535 {
+            return Err(Error::PayloadSize(
+                "a will payload is at most 65535 bytes".into(),
+            ));
+        }
+        let will = LastWill {
+            topic: topic.to_string(),
+            payload: payload.to_vec(),
+            qos,
+            retain,
+            properties,
+        };
+        // Validate the will properties now rather than at connect time.
+        let mut st = self.inner.lock();
+        if st.opts.protocol.is_v5() && !will.properties.is_empty() {
+            probe_connect(st.opts.protocol, Some(will.clone()), Properties::default())?;
+        }
+        st.opts.will = Some(will);
+        Ok(())
+    }
+
+    /// Removes the will message.
+    pub fn will_clear(&self) -> Result<()> {
+        self.with_state(|st| st.opts.will = None);
+        Ok(())
+    }
+
+    fn locked_while_connected(&self, what: &str, f: impl FnOnce(&mut State)) -> Result<()> {
+        let mut st = self.inner.lock();
+        if st.link.is_open() {
+            return Err(Error::state(format!(
+                "{what} cannot be changed while a connection is open"
+            )));
+        }
+        f(&mut st);
+        st.sync_session();
+        Ok(())
+    }
+
+    /// In-flight window for QoS 1/2 messages (default 20, 0 = unlimited). Locked while connected.
+    pub fn max_inflight_messages_set(&self, n: u16) -> Result<()> {
+        self.locked_while_connected("max_inflight_messages", |st| st.opts.max_inflight = n)
+    }
+
+    /// Limit of stored outgoing QoS 1/2 messages (default 0 = unlimited); past it `publish`
+    /// returns `Err(QueueSize)`. Locked while connected.
+    pub fn max_queued_messages_set(&self, n: usize) -> Result<()> {
+        self.locked_while_connected("max_queued_messages", |st| st.opts.max_queued = n)
+    }
+
+    /// Time allowed for TCP/TLS/WebSocket set-up and for the CONNACK (default 5 s).
+    pub fn connect_timeout_set(&self, timeout: Duration) -> Result<()> {
+        if timeout.is_zero() {
+            return Err(Error::invalid("the connect timeout must be positive"));
+        }
+        self.locked_while_connected("connect_timeout", |st| st.opts.connect_timeout = timeout)
+    }
+
+    /// Bytes that may wait for the socket before `publish` blocks (with a loop thread) —
+    /// default 1 MiB.
+    pub fn max_outgoing_bytes_set(&self, n: usize) -> Result<()> {
+        if n == 0 {
+            return Err(Error::invalid("max_outgoing_bytes must be positive"));
+        }
+        self.with_state(|st| st.opts.max_outgoing_bytes = n);
+        Ok(())
+    }
+
+    /// Largest packet accepted from the broker (default: MQTT's maximum). A bigger one
+    /// closes the connection with a protocol error, before its payload is buffered.
+    pub fn max_incoming_packet_size_set(&self, n: usize) -> Result<()> {
+        if n < 2 {
+            return Err(Error::invalid(
+                "the maximum packet size must be at least 2 bytes",
+            ));
+        }
+        self.with_state(|st| {
+            st.opts.max_incoming_packet = n;
+            st.sync_session();
+        });
+        Ok(())
+    }
+
+    /// Reconnect backoff: starts at `min`, doubles up to `max` (defaults 1 s and 120 s),
+    /// resets after a successful CONNACK.
+    pub fn reconnect_delay_set(&self, min: Duration, max: Duration) -> Result<()> {
+        if min > max {
+            return Err(Error::invalid(
+                "reconnect_delay_set: min_delay must not exceed max_delay",
+            ));
+        }
+        self.with_state(|st| {
+            st.opts.reconnect_min = min;
+            st.opts.reconnect_max = max;
+        });
+        Ok(())
+    }
+
+    /// Sets TCP_NODELAY for the next connection (default on: lowest latency).
+    pub fn tcp_nodelay_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| st.opts.net.nodelay = on);
+        Ok(())
+    }
+
+    /// Forward internal log lines to the `log` crate (target `mqtt_sync`). On by default:
+    /// the `log` facade costs nothing until the application installs a logger.
+    pub fn enable_logger(&self) {
+        self.set_logger(true);
+    }
+
+    /// Stop forwarding log lines to the `log` crate (`on_log` still receives them).
+    pub fn disable_logger(&self) {
+        self.set_logger(false);
+    }
+
+    fn set_logger(&self, on: bool) {
+        self.inner.logger.store(on, Ordering::Relaxed);
+        self.with_state(|st| {
+            st.reporting.logger = on;
+            st.sync_session();
+        });
+    }
+
+    /// Bridge mode: the protocol level in CONNECT gets bit 7 set, so a broker that supports
+    /// it does not loop messages back. Call before connect.
+    pub fn enable_bridge_mode(&self) {
+        self.with_state(|st| st.opts.bridge = true);
+    }
+
+    /// Turns manual acknowledgement of incoming QoS 1/2 messages on or off.
+    pub fn manual_ack_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| st.opts.manual_ack = on);
+        Ok(())
+    }
+
+    /// Turns automatic reconnection in `loop_start`/`loop_forever` on or off.
+    pub fn reconnect_on_failure_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| st.opts.reconnect_on_failure = on);
+        Ok(())
+    }
+
+    pub(crate) fn with_net<R>(&self, f: impl FnOnce(&mut NetConfig) -> Result<R>) -> Result<R> {
+        let mut st = self.inner.lock();
+        f(&mut st.opts.net)
+    }
+
+    /// Configures TLS as Paho's `tls_set(ca_certs, certfile, keyfile)`: verification and the
+    /// host name check are on. `keyfile` may be `None` when `certfile` holds the key too.
+    pub fn tls_set(
+        &self,
+        ca_certs: Option<&Path>,
+        certfile: Option<&Path>,
+        keyfile: Option<&Path>,
+    ) -> Result<()> {
+        self.tls_set_with(crate::TlsOptions {
+            ca_certs: ca_certs.map(|p| p.to_path_buf()),
+            certfile: certfile.map(|p| p.to_path_buf()),
+            keyfile: keyfile.map(|p| p.to_path_buf()),
+            ..Default::default()
+        })
+    }
+
+    /// Configures TLS with every option of Paho's `tls_set` (verification mode, minimum
+    /// version, ALPN, encrypted key password). The files are loaded now, so errors show here.
+    pub fn tls_set_with(&self, options: crate::TlsOptions) -> Result<()> {
+        let settings = network::tls::TlsSettings::from_options(options)?;
+        self.with_net(|n| {
+            n.tls = Some(settings);
+            Ok(())
+        })
+    }
+
+    /// Uses a `native_tls::TlsConnector` you built (Paho's `tls_set_context`).
+    #[cfg(feature = "tls")]
+    pub fn tls_set_context(&self, connector: native_tls::TlsConnector) -> Result<()> {
+        let settings = network::tls::TlsSettings::from_connector(connector);
+        self.with_net(|n| {
+            n.tls = Some(settings);
+            Ok(())
+        })
+    }
+
+    /// Skips the host name check of the broker's certificate (the chain is still verified).
+    /// Call after `tls_set`; with `tls_set_context` it returns `Err(InvalidState)`.
+    pub fn tls_insecure_set(&self, insecure: bool) -> Result<()> {
+        self.with_net(|n| match n.tls.as_mut() {
+            Some(t) => t.set_insecure(insecure),
+            None => Err(Error::state(
+                "tls_insecure_set() needs tls_set() or tls_set_with() first",
+            )),
+        })
+    }
+
+    /// Connects through a SOCKS5 or HTTP CONNECT proxy (Paho's `proxy_set`). Without it the
+    /// `mqtt_proxy` environment variable is honoured, except for hosts in `no_proxy`.
+    pub fn proxy_set(&self, options: crate::ProxyOptions) -> Result<()> {
+        network::proxy::validate(&options)?;
+        self.with_net(|n| {
+            n.proxy = Some(options);
+            Ok(())
+        })
+    }
+
+    /// The DNS server `connect_srv` asks (default: the system configuration).
+    pub fn srv_nameserver_set(&self, nameserver: Option<SocketAddr>) -> Result<()> {
+        self.with_state(|st| st.opts.srv_nameserver = nameserver);
+        Ok(())
+    }
+
+    /// Sets the WebSocket path (default `/mqtt`) and extra handshake headers.
+    pub fn ws_set_options(&self, path: &str, headers: &[(&str, &str)]) -> Result<()> {
+        if !path.starts_with('/') {
+            return Err(Error::invalid("the WebSocket path must start with '/'"));
+        }
+        self.with_net(|n| {
+            n.ws_path = Some(path.to_string());
+            n.ws_headers = headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,270 @@
+//! Connecting and disconnecting: `connect` (blocking set-up, then CONNECT), `connect_async`
+//! (a loop connects), `connect_srv`, `reconnect`, `disconnect`.
+
+use std::time::Instant;
+
+use mio::unix::SourceFd;
+use mio::Interest;
+
+use super::config::probe_connect;
+use super::conn::Conn;
+use super::dispatch::call_slot;
+use super::state::{Link, Retry, State};
+use super::{Client, SOCKET};
+use crate::network::{self, NetStream};
+use crate::options::ConnectOptions;
+use crate::session::{Ended, Event, SocketEvent};
+use crate::types::{CleanStart, LogLevel, ReasonCode};
+use crate::{Error, Properties, Result};
+
+impl Client {
+    /// Connects to `host:port` (blocking: TCP/TLS/WebSocket set-up, then CONNECT is sent).
+    /// `is_connected()` turns true when a loop has processed the CONNACK.
+    pub fn connect(&self, host: &str, port: u16, keepalive: u16) -> Result<()> {
+        self.connect_with(ConnectOptions {
+            port,
+            keepalive,
+            ..ConnectOptions::new(host)
+        })
+    }
+
+    fn store_connect_options(&self, o: ConnectOptions) -> Result<()> {
+        if o.host.is_empty() {
+            return Err(Error::invalid("host must not be empty"));
+        }
+        let mut st = self.inner.lock();
+        let protocol = st.opts.protocol;
+        if !protocol.is_v5() {
+            if o.clean_start != CleanStart::FirstOnly {
+                return Err(Error::invalid(
+                    "clean_start applies only to MQTT 5.0; use clean_session",
+                ));
+            }
+            if o.properties.as_ref().is_some_and(|p| !p.is_empty()) {
+                return Err(Error::invalid("properties are only used with MQTT 5.0"));
+            }
+        }
+        if let Some(p) = &o.properties {
+            // Reject properties that CONNECT cannot carry now, not at every reconnect.
+            probe_connect(protocol, None, p.clone())?;
+        }
+        let opts = &mut st.opts;
+        opts.host = Some(o.host);
+        opts.port = o.port;
+        opts.keepalive = o.keepalive;
+        opts.bind_address = o.bind_address;
+        opts.bind_port = o.bind_port;
+        opts.clean_start = o.clean_start;
+        opts.connect_props = o.properties;
+        st.connected_once = false;
+        Ok(())
+    }
+
+    /// Connects with every option of Paho's `connect()` (bind address, clean start,
+    /// MQTT 5 properties).
+    pub fn connect_with(&self, options: ConnectOptions) -> Result<()> {
+        self.store_connect_options(options)?;
+        self.reconnect()
+    }
+
+    /// Connects to the broker named by the DNS SRV records of `domain` (`_mqtt._tcp.<domain>`,
+    /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
+    /// order — by priority, then weighted random within a priority — until one connects.
+    pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
+        if domain.is_empty() {
+            return Err(Error::invalid("connect_srv needs a domain"));
+        }
+        let (secure, nameserver) = {
+            let st = self.inner.lock();
+            (st.opts.net.tls.is_some(), st.opts.srv_nameserver)
+        };
+        let candidates = network::srv::lookup(domain, secure, nameserver)?;
+        let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
+        for (host, port) in candidates {
+            match self.connect(&host, port, keepalive) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warning,
+                        &format!("SRV target {host}:{port} failed: {e}"),
+                    );
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// Stores the connection parameters; a loop (`loop_start`, `loop_forever`, `loop_once`)
+    /// connects.
+    pub fn connect_async(&self, host: &str, port: u16, keepalive: u16) -> Result<()> {
+        self.connect_async_with(ConnectOptions {
+            port,
+            keepalive,
+            ..ConnectOptions::new(host)
+        })
+    }
+
+    /// `connect_async` with every connect option.
+    pub fn connect_async_with(&self, options: ConnectOptions) -> Result<()> {
+        self.store_connect_options(options)?;
+        let mut st = self.inner.lock();
+        match &mut st.link {
+            // After a disconnect() still being written: connect again once it is closed.
+            Link::Open(c) if c.closing => c.reconnect_after_close = true,
+            // A connection, or an attempt, is already there.
+            Link::Open(_) | Link::Opening | Link::Shutdown => {}
+            Link::Idle | Link::Waiting(_) => st.link = Link::Waiting(Retry::Now),
+        }
+        drop(st);
+        self.inner.wake();
+        Ok(())
+    }
+
+    /// Connects again with the stored parameters (closing the current connection, if any,
+    /// without callbacks).
+    pub fn reconnect(&self) -> Result<()> {
+        let r = self.open_connection();
+        self.after_op();
+        r
+    }
+
+    /// Opens a connection: the blocking set-up runs without the lock (the link is `Opening`
+    /// meanwhile), then the connection is installed and CONNECT written.
+    pub(super) fn open_connection(&self) -> Result<()> {
+        let (host, port, transport, bind_address, bind_port, timeout, net) = {
+            let mut st = self.inner.lock();
+            if matches!(st.link, Link::Shutdown) {
+                return Err(Error::state("the client is shut down"));
+            }
+            let Some(host) = st.opts.host.clone() else {
+                return Err(Error::state(
+                    "reconnect() before connect(): no host to connect to",
+                ));
+            };
+            if matches!(st.link, Link::Opening) {
+                return Err(Error::state("a connection attempt is already in progress"));
+            }
+            self.inner.close_conn(&mut st, Ended::Quiet);
+            st.link = Link::Opening;
+            let o = &st.opts;
+            (
+                host,
+                o.port,
+                o.transport,
+                o.bind_address.clone(),
+                o.bind_port,
+                o.connect_timeout,
+                o.net.clone(),
+            )
+        };
+        let slot = self.inner.callbacks().on_pre_connect.clone();
+        call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
+        self.log(LogLevel::Debug, &format!("Connecting to {host}:{port}"));
+        let opened = network::open(&network::ConnectParams {
+            host: &host,
+            port,
+            transport,
+            bind_address: bind_address.as_deref(),
+            bind_port,
+            timeout,
+            config: &net,
+        });
+        let mut st = self.inner.lock();
+        let still_wanted = matches!(st.link, Link::Opening);
+        let stream = match opened {
+            Ok(s) => s,
+            Err(e) => {
+                st.log(
+                    LogLevel::Warning,
+                    format!("Connecting to {host}:{port} failed: {e}"),
+                );
+                if still_wanted {
+                    st.link = Link::Waiting(Retry::Manual);
+                }
+                return Err(e);
+            }
+        };
+        if !still_wanted {
+            return Err(Error::state("disconnect() was called while connecting"));
+        }
+        self.install(&mut st, stream)
+    }
+
+    /// Makes `stream` the open connection and queues CONNECT.
+    fn install(&self, st: &mut State, stream: Box<dyn NetStream>) -> Result<()> {
+        st.flow.write_blocked = false;
+        st.link = Link::Waiting(Retry::Manual);
+        let fd = stream.raw_fd();
+        self.inner.registry.register(
+            &mut SourceFd(&fd),
+            SOCKET,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let connect = st.opts.connect_packet(st.connected_once);
+        let id = self.inner.new_conn_id();
+        st.link = Link::Open(Box::new(Conn::new(id, stream, fd)));
+        let now = Instant::now();
+        let timeout = st.opts.connect_timeout;
+        if let Err(e) = st.session.start_connect(&connect, id, now, timeout) {
+            self.inner.close_conn(st, Ended::Quiet);
+            return Err(e);
+        }
+        st.session.push_event(Event::Socket(SocketEvent::Open, fd));
+        if let Err(e) = self.inner.flush(st) {
+            self.inner
+                .close_conn(st, Ended::Lost(Error::ConnectionLost));
+            return Err(e);
+        }
+        self.inner.cond.notify_all();
+        self.inner.wake();
+        Ok(())
+    }
+
+    /// Sends DISCONNECT and closes the connection once it is written; `on_disconnect` then
+    /// reports `SUCCESS`. Stops the reconnect attempts. Offline, it only stops them and
+    /// returns `Err(NoConnection)` (as Paho's `MQTT_ERR_NO_CONN`).
+    pub fn disconnect(&self) -> Result<()> {
+        self.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, Properties::default())
+    }
+
+    /// `disconnect` with an MQTT 5 reason code and properties.
+    pub fn disconnect_with(&self, reason: ReasonCode, properties: Properties) -> Result<()> {
+        let mut st = self.inner.lock();
+        let r = match st.link {
+            Link::Open(_) => {
+                let (reason, props) = if st.opts.protocol.is_v5() {
+                    (reason, properties)
+                } else {
+                    (ReasonCode::SUCCESS, Properties::default())
+                };
+                st.session.disconnect(reason, props).map(|()| {
+                    if let Some(c) = st.link.conn_mut() {
+                        c.closing = true;
+                        self.inner.note_disconnect(c.id);
+                    }
+                    match self.inner.flush(&mut st) {
+                        Ok(()) if st.session.pending_bytes() > 0 => {}
+                        _ => self.inner.close_conn(&mut st, Ended::User),
+                    }
+                })
+            }
+            Link::Waiting(_) | Link::Opening => {
+                st.link = Link::Idle;
+                Err(Error::NoConnection)
+            }
+            Link::Idle | Link::Shutdown => Err(Error::NoConnection),
+        };
+        self.inner.cond.notify_all();
+        drop(st);
+        self.inner.wake();
+        self.after_op();
+        r
+    }
+
+    /// True once a loop has processed a successful CONNACK, until the connection ends or
+    /// `disconnect()` is called.
+    pub fn is_connected(&self) -> bool {
+        self.inner.lock().connected()
+    }
+}

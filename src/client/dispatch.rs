@@ -1,0 +1,247 @@
+//! Running the callbacks: the session's queued events, in order, one at a time, with no
+//! internal lock held, on the thread that drives the loop; and the log lines.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+
+use super::callbacks::Slot;
+use super::{Client, Inner};
+use crate::message::EMPTY_PROPERTIES;
+use crate::session::{Event, SocketEvent};
+use crate::topic::topic_matches_sub;
+use crate::types::{LogLevel, QoS, ReasonCode};
+use crate::Message;
+
+thread_local! {
+    /// Depth of callback dispatch on this thread (no nested dispatch, no blocking waits).
+    static IN_DISPATCH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// True on a thread that is running a callback.
+pub(super) fn in_dispatch() -> bool {
+    IN_DISPATCH.with(|d| d.get() > 0)
+}
+
+/// Runs a user closure, catching a panic and logging it.
+fn guarded(inner: &Inner, client: &Client, what: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        let line = format!("Caught exception in {what}: the callback panicked; the loop goes on");
+        log::error!(target: "mqtt_sync", "{line}");
+        let cb = inner.callbacks().on_log.clone();
+        if let Some(cb) = cb {
+            let _ = catch_unwind(AssertUnwindSafe(|| cb(client, LogLevel::Error, &line)));
+        }
+    }
+}
+
+/// Runs the closure in `slot`, if any, unlocked from every other slot.
+pub(super) fn call_slot<F: ?Sized>(
+    inner: &Inner,
+    client: &Client,
+    what: &str,
+    slot: &Slot<F>,
+    f: impl FnOnce(&mut F),
+) {
+    if let Some(s) = slot {
+        let mut g = s.lock().unwrap_or_else(|e| e.into_inner());
+        guarded(inner, client, what, || f(&mut **g));
+    }
+}
+
+impl Client {
+    /// Emits one log line (from a user thread or the loop).
+    pub(super) fn log(&self, level: LogLevel, line: &str) {
+        if !self.inner.log_active(level) {
+            return;
+        }
+        self.emit_logs(vec![(level, line.to_string())]);
+    }
+
+    fn emit_logs(&self, logs: Vec<(LogLevel, String)>) {
+        if logs.is_empty() {
+            return;
+        }
+        let forward = self.inner.logger.load(Ordering::Relaxed);
+        let cb = self.inner.callbacks().on_log.clone();
+        for (level, line) in logs {
+            if forward {
+                log::log!(target: "mqtt_sync", level.to_log_level(), "{line}");
+            }
+            if let Some(cb) = &cb {
+                guarded(&self.inner, self, "on_log", || cb(self, level, &line));
+            }
+        }
+    }
+
+    /// After a user-thread operation: emit log lines, and either wake the loop thread to
+    /// dispatch events or (with no loop thread) dispatch them here.
+    pub(super) fn after_op(&self) {
+        let (logs, has_events, background, wake) = {
+            let mut st = self.inner.lock();
+            let has_events = st.session.has_events();
+            let background = st.runner.running() && !self.inner.loop_threads.is_current();
+            // One wake-up until the loop thread dispatches, however many events queue; none
+            // during a publish burst, when the loop thread already runs on a 1 ms tick.
+            let wake =
+                has_events && background && !st.flow.dispatch_scheduled && !st.flow.flush_scheduled;
+            if wake {
+                st.flow.dispatch_scheduled = true;
+            }
+            (st.session.take_logs(), has_events, background, wake)
+        };
+        self.emit_logs(logs);
+        if wake {
+            self.inner.wake();
+        } else if has_events && !background && !in_dispatch() {
+            self.dispatch();
+        }
+    }
+
+    /// Runs every queued callback, in order, with no internal lock held. Messages of a
+    /// connection the user called `disconnect()` on are dropped (unacknowledged, so the
+    /// broker keeps QoS 1/2 ones); the others are acknowledged after their callback, on the
+    /// connection they came from only.
+    pub(super) fn dispatch(&self) {
+        if in_dispatch() {
+            return;
+        }
+        IN_DISPATCH.with(|d| d.set(d.get() + 1));
+        let _guard = self.inner.loop_threads.enter();
+        loop {
+            let (events, logs, manual) = {
+                let mut st = self.inner.lock();
+                st.flow.dispatch_scheduled = false;
+                (
+                    st.session.take_events(),
+                    st.session.take_logs(),
+                    st.opts.manual_ack,
+                )
+            };
+            self.emit_logs(logs);
+            if events.is_empty() {
+                break;
+            }
+            let mut acks = Vec::new();
+            for (conn, ev) in events {
+                if matches!(ev, Event::Message { .. })
+                    && conn == self.inner.discard_conn.load(Ordering::Relaxed)
+                {
+                    continue;
+                }
+                if let Some(ack) = self.dispatch_one(ev) {
+                    if !manual {
+                        acks.push((conn, ack));
+                    }
+                }
+            }
+            if !acks.is_empty() {
+                let mut st = self.inner.lock();
+                for (conn, (mid, qos)) in acks {
+                    if st.link.conn_id() == Some(conn) {
+                        st.session.ack_incoming(mid, qos);
+                    }
+                }
+                self.inner.flush_or_close(&mut st);
+            }
+        }
+        IN_DISPATCH.with(|d| d.set(d.get() - 1));
+    }
+
+    /// Runs the callback of one event; for a message, returns the ack to send after it.
+    fn dispatch_one(&self, ev: Event) -> Option<(u16, QoS)> {
+        let inner = &self.inner;
+        let cbs = || inner.callbacks();
+        match ev {
+            Event::Connected { flags, rc, props } => {
+                let slot = cbs().on_connect.clone();
+                call_slot(inner, self, "on_connect", &slot, |f| {
+                    f(self, flags, rc, &props)
+                });
+            }
+            Event::Message { msg, ack } => {
+                self.dispatch_message(&msg);
+                return ack;
+            }
+            Event::Published { mid, rc, props } => {
+                let slot = cbs().on_publish.clone();
+                let p = props.as_deref().unwrap_or(&EMPTY_PROPERTIES);
+                call_slot(inner, self, "on_publish", &slot, |f| f(self, mid, rc, p));
+            }
+            Event::PublishedRun { first, count } => {
+                let mut mid = first;
+                for _ in 0..count {
+                    // Looked up per message, as Paho does: a callback may replace itself.
+                    let slot = cbs().on_publish.clone();
+                    call_slot(inner, self, "on_publish", &slot, |f| {
+                        f(self, mid, ReasonCode::SUCCESS, &EMPTY_PROPERTIES)
+                    });
+                    mid = if mid == u16::MAX { 1 } else { mid + 1 };
+                }
+            }
+            Event::Subscribed { mid, rcs, props } => {
+                let slot = cbs().on_subscribe.clone();
+                call_slot(inner, self, "on_subscribe", &slot, |f| {
+                    f(self, mid, &rcs, &props)
+                });
+            }
+            Event::Unsubscribed { mid, rcs, props } => {
+                let slot = cbs().on_unsubscribe.clone();
+                call_slot(inner, self, "on_unsubscribe", &slot, |f| {
+                    f(self, mid, &rcs, &props)
+                });
+            }
+            Event::Disconnected { flags, rc, props } => {
+                let slot = cbs().on_disconnect.clone();
+                call_slot(inner, self, "on_disconnect", &slot, |f| {
+                    f(self, flags, rc, &props)
+                });
+            }
+            Event::ConnectFailed(e) => {
+                let slot = cbs().on_connect_fail.clone();
+                call_slot(inner, self, "on_connect_fail", &slot, |f| f(self, &e));
+            }
+            Event::Socket(kind, fd) => {
+                let c = cbs();
+                let (slot, name) = match kind {
+                    SocketEvent::Open => (c.on_socket_open.clone(), "on_socket_open"),
+                    SocketEvent::Close => (c.on_socket_close.clone(), "on_socket_close"),
+                    SocketEvent::RegisterWrite => (
+                        c.on_socket_register_write.clone(),
+                        "on_socket_register_write",
+                    ),
+                    SocketEvent::UnregisterWrite => (
+                        c.on_socket_unregister_write.clone(),
+                        "on_socket_unregister_write",
+                    ),
+                };
+                drop(c);
+                call_slot(inner, self, name, &slot, |f| f(self, fd));
+            }
+        }
+        None
+    }
+
+    /// Every matching `message_callback_add` filter's callback, or `on_message` if none.
+    fn dispatch_message(&self, msg: &Message) {
+        let (matched, on_message) = {
+            let c = self.inner.callbacks();
+            let matched: Vec<_> = c
+                .topic
+                .iter()
+                .filter(|(s, _)| topic_matches_sub(s, msg.topic()))
+                .map(|(_, f)| f.clone())
+                .collect();
+            (matched, c.on_message.clone())
+        };
+        if matched.is_empty() {
+            call_slot(&self.inner, self, "on_message", &on_message, |f| {
+                f(self, msg)
+            });
+        } else {
+            for f in matched {
+                call_slot(&self.inner, self, "on_message", &Some(f), |f| f(self, msg));
+            }
+        }
+    }
+}

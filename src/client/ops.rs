@@ -1,0 +1,238 @@
+//! The operations a user thread (or a callback) calls: publish with its burst and
+//! backpressure policy, subscribe, unsubscribe, ack and auth. Each queues a packet in the
+//! session and ends with the same tail ([`Client::finish_op`]).
+//!
+//! Who writes: a publish writes at once from the calling thread, unless it is part of a burst
+//! (publishes closer together than [`BURST_GAP`]) while a loop thread runs: then it only
+//! appends, writing itself once [`BATCH_BYTES`] are pending, and the loop thread writes the
+//! tail when the burst ends (one syscall for many messages). When more than
+//! `max_outgoing_bytes` wait for the socket and another thread drains it, `publish` waits
+//! for room (backpressure).
+
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::dispatch::in_dispatch;
+use super::state::State;
+use super::Client;
+use crate::message::MessageInfo;
+use crate::topic::validate_topic_filter;
+use crate::types::{QoS, ReasonCode, SubscribeOptions};
+use crate::{Error, Properties, Result};
+
+/// Publishes closer together than this count as a burst.
+const BURST_GAP: Duration = Duration::from_micros(20);
+/// During a burst the publishing thread still writes once this much is pending.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// How long the loop waits during a burst before it writes the tail itself.
+pub(super) const BURST_TICK: Duration = Duration::from_millis(1);
+
+/// True while publishes arrive closer together than the burst gap.
+pub(super) fn in_burst(st: &State, now: Instant) -> bool {
+    now.saturating_duration_since(st.flow.last_publish) < BURST_GAP
+}
+
+impl Client {
+    /// Publishes a message. QoS 0 needs a connection (`Err(NoConnection)` offline); QoS 1/2
+    /// are queued while offline and sent after the next CONNACK.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+    ) -> Result<MessageInfo> {
+        self.publish_inner(topic, payload.as_ref(), qos, retain, None)
+    }
+
+    /// `publish` with MQTT 5 properties (ignored for MQTT 3.x).
+    pub fn publish_with_properties(
+        &self,
+        topic: &str,
+        payload: impl AsRef<[u8]>,
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+    ) -> Result<MessageInfo> {
+        self.publish_inner(topic, payload.as_ref(), qos, retain, Some(&properties))
+    }
+
+    fn publish_inner(
+        &self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: Option<&Properties>,
+    ) -> Result<MessageInfo> {
+        let alias = props.and_then(|p| p.topic_alias).is_some();
+        if topic.is_empty() && !alias {
+            return Err(Error::invalid("the topic must not be empty"));
+        }
+        let mut st = self.inner.lock();
+        // Backpressure: with another thread draining the socket, wait for room.
+        if st.session.pending_bytes() >= st.opts.max_outgoing_bytes
+            && st.runner.running()
+            && !self.inner.loop_threads.is_current()
+            && !in_dispatch()
+        {
+            st.flow.space_waiters += 1;
+            while st.session.pending_bytes() >= st.opts.max_outgoing_bytes && st.link.is_open() {
+                st = self
+                    .inner
+                    .cond
+                    .wait_timeout(st, Duration::from_millis(100))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
+            st.flow.space_waiters -= 1;
+            if !st.link.is_open() && qos == QoS::AtMostOnce {
+                return Err(Error::ConnectionLost);
+            }
+        }
+        let info = st.session.publish(topic, payload, qos, retain, props)?;
+        // Write at once, from this thread, unless this publish is part of a burst and a loop
+        // thread can write the accumulated batch in one go (one syscall for many messages).
+        let now = Instant::now();
+        let burst = in_burst(&st, now);
+        st.flow.last_publish = now;
+        let loop_writes = st.runner.running() && !in_dispatch() && burst;
+        if st.session.pending_bytes() > 0 {
+            if !loop_writes || (st.session.pending_bytes() >= BATCH_BYTES && !st.flow.write_blocked)
+            {
+                self.inner.flush_or_close(&mut st);
+            } else if !st.flow.flush_scheduled {
+                // Once per burst: the loop thread writes the tail when the burst ends.
+                st.flow.flush_scheduled = true;
+                self.inner.wake();
+            }
+        }
+        st.update_write_interest();
+        if st.session.has_events() || st.session.has_logs() {
+            drop(st);
+            self.after_op();
+        }
+        Ok(MessageInfo {
+            shared: info,
+            loop_thread: Arc::downgrade(&self.inner.loop_threads),
+        })
+    }
+
+    /// The tail every operation shares: write what it queued (closing the connection if the
+    /// socket failed), release the lock, then report its events and log lines.
+    pub(super) fn finish_op(&self, mut st: MutexGuard<'_, State>) {
+        self.inner.flush_or_close(&mut st);
+        drop(st);
+        self.after_op();
+    }
+
+    /// Subscribes to one filter. Returns the mid (matched by `on_subscribe`).
+    pub fn subscribe(&self, topic: &str, qos: QoS) -> Result<u16> {
+        self.subscribe_many_with_options(&[(topic, SubscribeOptions::qos(qos))], None)
+    }
+
+    /// Subscribes to several filters in one SUBSCRIBE packet.
+    pub fn subscribe_many(&self, topics: &[(&str, QoS)]) -> Result<u16> {
+        let v: Vec<(&str, SubscribeOptions)> = topics
+            .iter()
+            .map(|(t, q)| (*t, SubscribeOptions::qos(*q)))
+            .collect();
+        self.subscribe_many_with_options(&v, None)
+    }
+
+    /// Subscribes with MQTT 5 subscription options and properties.
+    pub fn subscribe_with_options(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+        properties: Option<Properties>,
+    ) -> Result<u16> {
+        self.subscribe_many_with_options(&[(topic, options)], properties)
+    }
+
+    /// Subscribes to several filters with options, in one SUBSCRIBE packet.
+    pub fn subscribe_many_with_options(
+        &self,
+        topics: &[(&str, SubscribeOptions)],
+        properties: Option<Properties>,
+    ) -> Result<u16> {
+        if topics.is_empty() {
+            return Err(Error::invalid("subscribe needs at least one topic"));
+        }
+        for (t, _) in topics {
+            validate_topic_filter(t)?;
+        }
+        let filters = topics.iter().map(|(t, o)| (t.to_string(), *o)).collect();
+        let mut st = self.inner.lock();
+        let props = if st.opts.protocol.is_v5() {
+            properties.unwrap_or_default()
+        } else {
+            Properties::default()
+        };
+        if !st.link.is_open() {
+            return Err(Error::NoConnection);
+        }
+        let mid = st.session.subscribe(filters, props)?;
+        self.finish_op(st);
+        Ok(mid)
+    }
+
+    /// Unsubscribes from one filter.
+    pub fn unsubscribe(&self, topic: &str) -> Result<u16> {
+        self.unsubscribe_with_properties(&[topic], Properties::default())
+    }
+
+    /// Unsubscribes from several filters in one packet.
+    pub fn unsubscribe_many(&self, topics: &[&str]) -> Result<u16> {
+        self.unsubscribe_with_properties(topics, Properties::default())
+    }
+
+    /// Unsubscribes with MQTT 5 properties.
+    pub fn unsubscribe_with_properties(
+        &self,
+        topics: &[&str],
+        properties: Properties,
+    ) -> Result<u16> {
+        if topics.is_empty() {
+            return Err(Error::invalid("unsubscribe needs at least one topic"));
+        }
+        for t in topics {
+            validate_topic_filter(t)?;
+        }
+        let mut st = self.inner.lock();
+        let props = if st.opts.protocol.is_v5() {
+            properties
+        } else {
+            Properties::default()
+        };
+        if !st.link.is_open() {
+            return Err(Error::NoConnection);
+        }
+        let mid = st
+            .session
+            .unsubscribe(topics.iter().map(|t| t.to_string()).collect(), props)?;
+        self.finish_op(st);
+        Ok(mid)
+    }
+
+    /// With manual acks: acknowledges an incoming message (PUBACK for QoS 1, PUBCOMP for
+    /// QoS 2). Without a connection it does nothing.
+    pub fn ack(&self, mid: u16, qos: QoS) -> Result<()> {
+        let mut st = self.inner.lock();
+        st.session.ack_incoming(mid, qos);
+        self.finish_op(st);
+        Ok(())
+    }
+
+    /// Sends an MQTT 5 AUTH packet (re-authentication).
+    pub fn auth(&self, reason: ReasonCode, properties: Properties) -> Result<()> {
+        let mut st = self.inner.lock();
+        if !st.session_up() {
+            return Err(Error::NoConnection);
+        }
+        st.session.auth(reason, properties)?;
+        self.finish_op(st);
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! The state behind the client's lock: what the user configured ([`Options`], in
+//! `config.rs`), the session, and the life of the connection and of the loop as explicit
+//! phases ([`Link`], [`Runner`]) rather than a set of flags.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::config::Options;
+use super::conn::Conn;
+use crate::session::{Phase, Session, SessionConfig};
+use crate::Error;
+
+/// Where the connection is in its life.
+pub(super) enum Link {
+    /// No connection, and none wanted: before the first connect, after `disconnect()`.
+    Idle,
+    /// No connection, but the user wants one.
+    Waiting(Retry),
+    /// A thread is inside `network::open()`: DNS, TCP, proxy, TLS, WebSocket upgrade.
+    Opening,
+    /// A socket is open (the session knows whether its CONNACK came).
+    Open(Box<Conn>),
+    /// The last user handle was dropped: nothing connects any more.
+    Shutdown,
+}
+
+/// When a waiting connection is tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Retry {
+    /// `connect_async`, or `loop_start` after a failed `connect()`: the next pass of any loop
+    /// connects (`loop_once` too).
+    Now,
+    /// After a lost connection or a failed attempt: a reconnecting loop (`loop_forever`,
+    /// `loop_start`) tries at `at`. `first_failed`: this was the first attempt of a
+    /// `connect_async`, which ends `loop_forever()` unless it retries first connections.
+    At { at: Instant, first_failed: bool },
+    /// After a failed `connect()`/`reconnect()` call: only another call (or `loop_start`)
+    /// tries again.
+    Manual,
+}
+
+impl Link {
+    /// The open connection.
+    pub(super) fn conn(&self) -> Option<&Conn> {
+        match self {
+            Link::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(super) fn conn_mut(&mut self) -> Option<&mut Conn> {
+        match self {
+            Link::Open(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self, Link::Open(_))
+    }
+
+    /// The id of the open connection.
+    pub(super) fn conn_id(&self) -> Option<u64> {
+        self.conn().map(|c| c.id)
+    }
+
+    /// The user wants a connection (after connect, until disconnect).
+    pub(super) fn wanted(&self) -> bool {
+        match self {
+            Link::Idle | Link::Shutdown => false,
+            Link::Waiting(_) | Link::Opening => true,
+            Link::Open(c) => !c.closing,
+        }
+    }
+}
+
+/// Who drives the loop.
+pub(super) enum Runner {
+    /// No `loop_start` thread and no `loop_forever` (`loop_once` and external loops may run).
+    Idle,
+    /// `loop_forever` runs on a user thread.
+    Forever,
+    /// `loop_start`'s thread runs. `handle` is `None` while `loop_stop()` joins it; `stop` is
+    /// set by `loop_stop()`: end once the acks in flight arrived, at the latest then.
+    Thread {
+        handle: Option<JoinHandle<()>>,
+        stop: Option<Instant>,
+    },
+    /// `loop_start`'s thread ended (asked from inside a callback) and was not joined yet.
+    Ended(JoinHandle<()>),
+}
+
+impl Runner {
+    /// A loop thread (`loop_start`) or `loop_forever` runs.
+    pub(super) fn running(&self) -> bool {
+        matches!(self, Runner::Forever | Runner::Thread { .. })
+    }
+
+    /// The deadline `loop_stop()` set.
+    pub(super) fn stop(&self) -> Option<Instant> {
+        match self {
+            Runner::Thread { stop, .. } => *stop,
+            _ => None,
+        }
+    }
+}
+
+/// How a publishing thread and the loop thread share the writing (see `ops.rs`).
+pub(super) struct WriteFlow {
+    /// When the last publish was made (burst detection).
+    pub last_publish: Instant,
+    /// A publisher asked the loop thread to write what is pending.
+    pub flush_scheduled: bool,
+    /// The last write stopped at `WouldBlock` with output left: a publishing thread then only
+    /// appends, and the loop thread writes when the socket becomes writable (a publisher
+    /// retrying every call would make one failing `send` per message).
+    pub write_blocked: bool,
+    /// The loop thread was woken to dispatch queued events and has not done so yet.
+    pub dispatch_scheduled: bool,
+    /// Publishers waiting for room under `max_outgoing_bytes`.
+    pub space_waiters: usize,
+}
+
+/// Which callbacks are set, as far as the session and the socket care.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Reporting {
+    /// `on_log` is set.
+    pub on_log: bool,
+    /// Lines go to the `log` crate (`enable_logger`).
+    pub logger: bool,
+    /// `on_publish` is set (else no `Published` events).
+    pub on_publish: bool,
+    /// `on_socket_register_write` / `_unregister_write` are set (else no such events).
+    pub socket_write: bool,
+}
+
+/// Everything behind the client's lock.
+pub(super) struct State {
+    pub opts: Options,
+    pub session: Session,
+    pub link: Link,
+    pub runner: Runner,
+    /// The current reconnect delay; `None` until a failure, reset by a successful CONNACK.
+    pub backoff: Option<Duration>,
+    /// A CONNACK succeeded since the last `connect()` (MQTT 5 `CleanStart::FirstOnly`).
+    pub connected_once: bool,
+    /// Why the last connection or attempt ended.
+    pub last_error: Option<Error>,
+    pub flow: WriteFlow,
+    pub reporting: Reporting,
+}
+
+impl State {
+    pub(super) fn new(opts: Options, session: Session, reporting: Reporting) -> State {
+        let mut st = State {
+            opts,
+            session,
+            link: Link::Idle,
+            runner: Runner::Idle,
+            backoff: None,
+            connected_once: false,
+            last_error: None,
+            flow: WriteFlow {
+                last_publish: Instant::now(),
+                flush_scheduled: false,
+                write_blocked: false,
+                dispatch_scheduled: false,
+                space_waiters: 0,
+            },
+            reporting,
+        };
+        st.sync_session();
+        st
+    }
+
+    /// Gives the session the settings it works with (after an option or a callback changed).
+    pub(super) fn sync_session(&mut self) {
+        let o = &self.opts;
+        let cfg = SessionConfig {
+            protocol: o.protocol,
+            max_inflight: o.max_inflight,
+            max_queued: o.max_queued,
+            max_incoming_packet: o.max_incoming_packet,
+            log: self.reporting.on_log,
+            logger: self.reporting.logger,
+            publish_events: self.reporting.on_publish,
+        };
+        self.session.set_config(cfg);
+    }
+
+    /// A line for `on_log` and the `log` crate, in order with the session's.
+    pub(super) fn log(&mut self, level: crate::LogLevel, line: impl Into<String>) {
+        self.session.push_log(level, || line.into());
+    }
+
+    /// Connected: a CONNACK succeeded on the open connection, and `disconnect()` was not
+    /// called on it.
+    pub(super) fn connected(&self) -> bool {
+        self.link.conn().is_some_and(|c| !c.closing) && self.session.phase() == Phase::Connected
+    }
+
+    /// A socket is open and its CONNACK succeeded (also while DISCONNECT is being written).
+    pub(super) fn session_up(&self) -> bool {
+        self.link.is_open() && self.session.phase() == Phase::Connected
+    }
+
+    /// Schedules the next reconnect attempt with exponential backoff.
+    pub(super) fn schedule_reconnect(&mut self, now: Instant, first_failed: bool) {
+        let delay = match self.backoff {
+            None => self.opts.reconnect_min,
+            Some(d) => (d * 2).min(self.opts.reconnect_max),
+        };
+        self.backoff = Some(delay);
+        self.link = Link::Waiting(Retry::At {
+            at: now + delay,
+            first_failed,
+        });
+    }
+
+    /// What a CONNACK success changes for the client: the backoff restarts, MQTT 5's
+    /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
+    /// Identifier becomes the client id.
+    pub(super) fn connack_succeeded(&mut self) {
+        self.backoff = None;
+        self.connected_once = true;
+        if let Some(id) = self.session.take_assigned_client_id() {
+            self.opts.client_id = id;
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! What the client sends: PUBLISH (QoS 0 written at once; QoS 1/2 stored and sent within the
+//! in-flight window), SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and AUTH, and the completion of
+//! outgoing messages.
+
+use super::{Event, OutMsg, Phase, Session, Stage};
+use crate::codec::{self, Ack, Packet};
+use crate::completion::{Completion, InfoShared};
+use crate::types::{LogLevel, QoS, ReasonCode, SubscribeOptions};
+use crate::{Error, Properties, Result};
+
+impl Session {
+    /// Publishes a message: QoS 0 is written to the output (only while a connection is
+    /// open); QoS 1/2 are stored and sent when the window allows. Returns the message's
+    /// completion handle.
+    pub(crate) fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        props: Option<&Properties>,
+    ) -> Result<Completion> {
+        let v5 = self.cfg.protocol.is_v5();
+        let props = if v5 { props } else { None };
+        let alias = props.and_then(|p| p.topic_alias);
+        let connected = self.phase == Phase::Connected;
+        if connected {
+            self.check_limits(qos, retain, alias)?;
+        }
+        if qos == QoS::AtMostOnce {
+            // As Paho: once CONNECT is sent, a QoS 0 message may follow it at once
+            // (MQTT allows packets before CONNACK).
+            if self.phase == Phase::Offline {
+                return Err(Error::NoConnection);
+            }
+            let mid = self.alloc_mid()?;
+            let start = self.out.len();
+            if let Err(e) = codec::encode_publish(
+                &mut self.out,
+                self.cfg.protocol,
+                topic,
+                payload,
+                qos,
+                retain,
+                false,
+                0,
+                props,
+            ) {
+                self.free_mid(mid);
+                return Err(e);
+            }
+            let len = self.out.len() - start;
+            if len > self.limits.maximum_packet_size {
+                self.out.truncate(start);
+                self.free_mid(mid);
+                return Err(self.too_large(len));
+            }
+            self.appended_total += len as u64;
+            self.log(LogLevel::Debug, || {
+                format!(
+                    "Sending PUBLISH (d0, q0, r{}, m{mid}), '{topic}', ... ({} bytes)",
+                    u8::from(retain),
+                    payload.len()
+                )
+            });
+            self.qos0_pending.push_back((self.appended_total, mid));
+            let seq = self.qos0_next;
+            self.qos0_next += 1;
+            return Ok(Completion::Qos0 {
+                track: self.qos0_track.clone(),
+                seq,
+                mid,
+            });
+        }
+        if self.cfg.max_queued > 0 && self.outgoing.len() >= self.cfg.max_queued {
+            return Err(Error::QueueSize);
+        }
+        let mid = self.alloc_mid()?;
+        let mut bytes = Vec::new();
+        if let Err(e) = codec::encode_publish(
+            &mut bytes,
+            self.cfg.protocol,
+            topic,
+            payload,
+            qos,
+            retain,
+            false,
+            mid,
+            props,
+        ) {
+            self.free_mid(mid);
+            return Err(e);
+        }
+        if connected && bytes.len() > self.limits.maximum_packet_size {
+            self.free_mid(mid);
+            return Err(self.too_large(bytes.len()));
+        }
+        let info = InfoShared::new(mid, self.notify.clone());
+        self.outgoing.push_back(OutMsg {
+            mid,
+            qos,
+            retain,
+            topic_alias: alias,
+            bytes,
+            stage: Stage::Publish,
+            sent: false,
+            dup: false,
+            info: info.clone(),
+        });
+        if connected {
+            self.pump();
+        }
+        Ok(Completion::One(info))
+    }
+
+    fn too_large(&self, len: usize) -> Error {
+        Error::PayloadSize(format!(
+            "PUBLISH of {len} bytes exceeds the broker's Maximum Packet Size of {} bytes",
+            self.limits.maximum_packet_size
+        ))
+    }
+
+    /// Checks a publish against the broker's limits; the matching reason code on failure.
+    pub(super) fn limit_violation(
+        &self,
+        qos: QoS,
+        retain: bool,
+        alias: Option<u16>,
+    ) -> Option<ReasonCode> {
+        if qos > self.limits.maximum_qos {
+            return Some(ReasonCode::QOS_NOT_SUPPORTED);
+        }
+        if retain && !self.limits.retain_available {
+            return Some(ReasonCode::RETAIN_NOT_SUPPORTED);
+        }
+        if let Some(a) = alias {
+            if a == 0 || a > self.limits.topic_alias_maximum {
+                return Some(ReasonCode::TOPIC_ALIAS_INVALID);
+            }
+        }
+        None
+    }
+
+    fn check_limits(&self, qos: QoS, retain: bool, alias: Option<u16>) -> Result<()> {
+        match self.limit_violation(qos, retain, alias) {
+            None => Ok(()),
+            Some(rc) if rc == ReasonCode::QOS_NOT_SUPPORTED => Err(Error::NotSupported(format!(
+                "QoS {} is above the broker's Maximum QoS {}",
+                qos as u8, self.limits.maximum_qos as u8
+            ))),
+            Some(rc) if rc == ReasonCode::RETAIN_NOT_SUPPORTED => Err(Error::NotSupported(
+                "the broker does not support retained messages (Retain Available = 0)".into(),
+            )),
+            Some(_) => Err(Error::InvalidArgument(format!(
+                "Topic Alias {} is above the broker's Topic Alias Maximum {}",
+                alias.unwrap_or(0),
+                self.limits.topic_alias_maximum
+            ))),
+        }
+    }
+
+    /// Queues the PUBREL of outgoing QoS 2 message `mid`.
+    pub(super) fn send_pubrel(&mut self, mid: u16, reason: ReasonCode) {
+        self.log(LogLevel::Debug, || format!("Sending PUBREL (Mid: {mid})"));
+        self.send_control(Packet::PubRel(Ack {
+            pkid: mid,
+            reason,
+            properties: Properties::default(),
+        }));
+    }
+
+    /// Sends stored messages, in order, while the window has room.
+    pub(super) fn pump(&mut self) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let window = self.window();
+        while self.inflight < window && self.inflight < self.outgoing.len() {
+            let idx = self.inflight;
+            let (stage, mid) = {
+                let m = &self.outgoing[idx];
+                (m.stage, m.mid)
+            };
+            match stage {
+                Stage::PubRel => self.send_pubrel(mid, ReasonCode::SUCCESS),
+                Stage::Publish => {
+                    let m = &mut self.outgoing[idx];
+                    let dup = m.dup;
+                    m.dup = true;
+                    if dup {
+                        codec::set_dup(&mut m.bytes);
+                    }
+                    let (qos, retain, len) = (m.qos as u8, m.retain, m.bytes.len());
+                    self.out.extend_from_slice(&self.outgoing[idx].bytes);
+                    self.appended_total += len as u64;
+                    self.log(LogLevel::Debug, || {
+                        format!(
+                            "Sending PUBLISH (d{}, q{qos}, r{}, m{mid}), ... ({len} bytes)",
+                            u8::from(dup),
+                            u8::from(retain)
+                        )
+                    });
+                }
+            }
+            self.outgoing[idx].sent = true;
+            self.inflight += 1;
+        }
+    }
+
+    pub(super) fn find_sent(&self, mid: u16) -> Option<usize> {
+        self.outgoing
+            .iter()
+            .take(self.inflight)
+            .position(|m| m.mid == mid)
+    }
+
+    pub(super) fn complete_outgoing(&mut self, idx: usize, rc: ReasonCode, props: Properties) {
+        if let Some(m) = self.outgoing.remove(idx) {
+            if m.sent {
+                self.inflight -= 1;
+            }
+            self.free_mid(m.mid);
+            if rc.is_failure() {
+                m.info.set_failed(rc);
+            } else {
+                m.info.set_published();
+            }
+            self.push_event(Event::Published {
+                mid: m.mid,
+                rc,
+                props: if props.is_empty() {
+                    None
+                } else {
+                    Some(Box::new(props))
+                },
+            });
+        }
+    }
+
+    /// Queues SUBSCRIBE. Only while a connection is open (CONNECT sent).
+    pub(crate) fn subscribe(
+        &mut self,
+        filters: Vec<(String, SubscribeOptions)>,
+        props: Properties,
+    ) -> Result<u16> {
+        if self.phase == Phase::Offline {
+            return Err(Error::NoConnection);
+        }
+        let mid = self.alloc_mid()?;
+        let pkt = Packet::Subscribe(codec::Subscribe {
+            pkid: mid,
+            filters,
+            properties: props,
+        });
+        if let Err(e) = self.append_packet(&pkt) {
+            self.free_mid(mid);
+            return Err(e);
+        }
+        if let Packet::Subscribe(s) = &pkt {
+            self.log(LogLevel::Debug, || {
+                let list: Vec<String> = s
+                    .filters
+                    .iter()
+                    .map(|(f, o)| format!("(b'{f}', q{})", o.qos as u8))
+                    .collect();
+                format!("Sending SUBSCRIBE (d0, m{mid}) [{}]", list.join(", "))
+            });
+        }
+        self.pending_subs.insert(mid, ());
+        Ok(mid)
+    }
+
+    /// Queues UNSUBSCRIBE. Only while a connection is open (CONNECT sent).
+    pub(crate) fn unsubscribe(&mut self, filters: Vec<String>, props: Properties) -> Result<u16> {
+        if self.phase == Phase::Offline {
+            return Err(Error::NoConnection);
+        }
+        let mid = self.alloc_mid()?;
+        let pkt = Packet::Unsubscribe(codec::Unsubscribe {
+            pkid: mid,
+            filters,
+            properties: props,
+        });
+        if let Err(e) = self.append_packet(&pkt) {
+            self.free_mid(mid);
+            return Err(e);
+        }
+        if let Packet::Unsubscribe(u) = &pkt {
+            self.log(LogLevel::Debug, || {
+                format!("Sending UNSUBSCRIBE (d0, m{mid}) {:?}", u.filters)
+            });
+        }
+        self.pending_unsubs.insert(mid, ());
+        Ok(mid)
+    }
+
+    /// Queues DISCONNECT.
+    pub(crate) fn disconnect(&mut self, reason: ReasonCode, props: Properties) -> Result<()> {
+        self.log(LogLevel::Debug, || "Sending DISCONNECT".to_string());
+        self.append_packet(&Packet::Disconnect(codec::Disconnect {
+            reason,
+            properties: props,
+        }))
+    }
+
+    /// Queues an AUTH packet (MQTT 5 re-authentication).
+    pub(crate) fn auth(&mut self, reason: ReasonCode, props: Properties) -> Result<()> {
+        if !self.cfg.protocol.is_v5() {
+            return Err(Error::NotSupported("AUTH exists only in MQTT 5".into()));
+        }
+        self.log(LogLevel::Debug, || format!("Sending AUTH ({})", reason.0));
+        self.append_packet(&Packet::Auth(codec::Auth {
+            reason,
+            properties: props,
+        }))
+    }
+}
