@@ -114,18 +114,18 @@ mod client;
 pub mod codec;
 mod completion;
 mod error;
+mod helpers;
 mod loop_thread;
 mod message;
 mod network;
 mod options;
-pub mod publish;
 mod session;
-pub mod subscribe;
 mod topic;
 mod types;
 
 pub use client::{Client, ClientBuilder, WeakClient};
 pub use error::*;
+pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};
 #[cfg(feature = "tls")]
 pub use native_tls;

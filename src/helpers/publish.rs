@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use super::{Common, Failure, OneShot};
 use crate::types::{Protocol, QoS, Transport};
 use crate::{Auth, Client, Error, ProxyOptions, Result, TlsOptions, Will};
 
@@ -78,36 +79,6 @@ impl Msg {
     }
 }
 
-/// Applies the options shared by the publish and subscribe helpers.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn configure(
-    client: &Client,
-    will: &Option<Will>,
-    auth: &Option<Auth>,
-    tls: &Option<TlsOptions>,
-    proxy: &Option<ProxyOptions>,
-) -> Result<()> {
-    if let Some(p) = proxy {
-        client.proxy_set(p.clone())?;
-    }
-    if let Some(a) = auth {
-        client.username_pw_set(&a.username, a.password.as_deref())?;
-    }
-    if let Some(w) = will {
-        client.will_set_with_properties(
-            &w.topic,
-            &w.payload,
-            w.qos,
-            w.retain,
-            w.properties.clone().unwrap_or_default(),
-        )?;
-    }
-    if let Some(t) = tls {
-        client.tls_set_with(t.clone())?;
-    }
-    Ok(())
-}
-
 /// Publishes one message and disconnects (Python's `publish.single`).
 pub fn single(
     topic: &str,
@@ -138,29 +109,15 @@ pub fn multiple(msgs: &[Msg], options: &Options) -> Result<()> {
             "publish::multiple needs at least one message",
         ));
     }
-    let client = Client::builder()
-        .client_id(options.client_id.clone())
-        .protocol(options.protocol)
-        .transport(options.transport)
-        .build()?;
-    configure(
-        &client,
-        &options.will,
-        &options.auth,
-        &options.tls,
-        &options.proxy,
-    )?;
+    let common = options.common();
+    let OneShot { client, failure } = OneShot::new(&common)?;
     let queue = Arc::new(Mutex::new(msgs.iter().cloned().collect::<VecDeque<Msg>>()));
-    let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
 
-    fn do_publish(c: &Client, queue: &Mutex<VecDeque<Msg>>, failure: &Mutex<Option<Error>>) {
+    fn do_publish(c: &Client, queue: &Mutex<VecDeque<Msg>>, failure: &Failure) {
         let next = queue.lock().ok().and_then(|mut q| q.pop_front());
         if let Some(m) = next {
             if let Err(e) = c.publish(&m.topic, &m.payload, m.qos, m.retain) {
-                if let Ok(mut f) = failure.lock() {
-                    *f = Some(e);
-                }
-                let _ = c.disconnect();
+                failure.fail(c, e);
             }
         }
     }
@@ -168,12 +125,7 @@ pub fn multiple(msgs: &[Msg], options: &Options) -> Result<()> {
     {
         let (q, f) = (queue.clone(), failure.clone());
         client.on_connect(move |c, _flags, rc, _props| {
-            if rc.is_failure() {
-                if let Ok(mut f) = f.lock() {
-                    *f = Some(Error::ConnectionRefused(rc));
-                }
-                let _ = c.disconnect();
-            } else if q.lock().map(|q| !q.is_empty()).unwrap_or(false) {
+            if !f.refused(c, rc) && q.lock().map(|q| !q.is_empty()).unwrap_or(false) {
                 do_publish(c, &q, &f);
             }
         });
@@ -182,10 +134,7 @@ pub fn multiple(msgs: &[Msg], options: &Options) -> Result<()> {
         let (q, f) = (queue, failure.clone());
         client.on_publish(move |c, _mid, rc, _props| {
             if rc.is_failure() {
-                if let Ok(mut f) = f.lock() {
-                    *f = Some(Error::PublishRefused(rc));
-                }
-                let _ = c.disconnect();
+                f.fail(c, Error::PublishRefused(rc));
             } else if q.lock().map(|q| q.is_empty()).unwrap_or(true) {
                 let _ = c.disconnect();
             } else {
@@ -193,11 +142,23 @@ pub fn multiple(msgs: &[Msg], options: &Options) -> Result<()> {
             }
         });
     }
-    client.connect(&options.hostname, options.port, options.keepalive)?;
-    client.loop_forever()?;
-    let err = failure.lock().ok().and_then(|mut f| f.take());
-    match err {
-        Some(e) => Err(e),
-        None => Ok(()),
+    OneShot { client, failure }.run(&common)
+}
+
+impl Options {
+    fn common(&self) -> Common<'_> {
+        Common {
+            hostname: &self.hostname,
+            port: self.port,
+            client_id: &self.client_id,
+            keepalive: self.keepalive,
+            will: &self.will,
+            auth: &self.auth,
+            tls: &self.tls,
+            protocol: self.protocol,
+            transport: self.transport,
+            proxy: &self.proxy,
+            clean_session: None,
+        }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use crate::publish::configure;
+use super::{Common, OneShot};
 use crate::types::{Protocol, QoS, Transport};
 use crate::{Auth, Client, Error, Message, ProxyOptions, Result, TlsOptions, Will};
 
@@ -70,49 +70,40 @@ pub fn callback(
     if topics.is_empty() {
         return Err(Error::invalid("subscribe needs at least one topic"));
     }
-    let mut b = Client::builder()
-        .client_id(options.client_id.clone())
-        .protocol(options.protocol)
-        .transport(options.transport);
-    if options.protocol != Protocol::V5 {
-        b = b.clean_session(options.clean_session);
-    }
-    let client = b.build()?;
-    configure(
-        &client,
-        &options.will,
-        &options.auth,
-        &options.tls,
-        &options.proxy,
-    )?;
-    let failure: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let common = options.common();
+    let OneShot { client, failure } = OneShot::new(&common)?;
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     {
         let f = failure.clone();
         client.on_connect(move |c, _flags, rc, _props| {
-            if rc.is_failure() {
-                if let Ok(mut f) = f.lock() {
-                    *f = Some(Error::ConnectionRefused(rc));
-                }
-                let _ = c.disconnect();
+            if f.refused(c, rc) {
                 return;
             }
             let list: Vec<(&str, QoS)> = topics.iter().map(|t| (t.as_str(), qos)).collect();
             if let Err(e) = c.subscribe_many(&list) {
-                if let Ok(mut f) = f.lock() {
-                    *f = Some(e);
-                }
-                let _ = c.disconnect();
+                f.fail(c, e);
             }
         });
     }
     client.on_message(callback);
-    client.connect(&options.hostname, options.port, options.keepalive)?;
-    client.loop_forever()?;
-    let err = failure.lock().ok().and_then(|mut f| f.take());
-    match err {
-        Some(e) => Err(e),
-        None => Ok(()),
+    OneShot { client, failure }.run(&common)
+}
+
+impl Options {
+    fn common(&self) -> Common<'_> {
+        Common {
+            hostname: &self.hostname,
+            port: self.port,
+            client_id: &self.client_id,
+            keepalive: self.keepalive,
+            will: &self.will,
+            auth: &self.auth,
+            tls: &self.tls,
+            protocol: self.protocol,
+            transport: self.transport,
+            proxy: &self.proxy,
+            clean_session: Some(self.clean_session),
+        }
     }
 }
 
