@@ -1,6 +1,6 @@
 mod support;
 // Calling the client from inside its callbacks, panics in callbacks, dropping the client.
-use support::h::*;
+use support::scripted_client::*;
 
 #[test]
 fn publish_and_subscribe_from_on_message() {
@@ -100,15 +100,7 @@ fn disconnect_from_on_message() {
     conn.send(&s::publish("in", b"", 0, 0, false, false));
     conn.expect_packet(&[0xe0, 0x00], T);
     conn.expect_closed(T);
-    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
-    assert_eq!(
-        e,
-        Ev::Disconnect {
-            rc: 0,
-            from_server: false,
-            props: Properties::default()
-        }
-    );
+    expect_clean_disconnect(&ev);
     broker.expect_no_connection(QUIET);
     c.loop_stop().unwrap();
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mqtt_sync::{Client, Error, Protocol, QoS, ReasonCode};
 use support::{Events, Mosquitto, T};
 
-use support::mosq::{client, finish, started, sub, tag, Probe};
+use support::broker_client::{client, finish, started, sub, tag, Probe};
 
 // 1. publish / subscribe / receive ------------------------------------------------------
 
@@ -214,9 +214,7 @@ fn no_will_after_clean_disconnect(proto: Protocol) {
     pp.connected();
     let mark = broker.log_mark();
     polite.disconnect().unwrap();
-    let (f, rc) = pp.disc.wait(T);
-    assert_eq!(rc, ReasonCode::SUCCESS);
-    assert!(!f.is_disconnect_packet_from_server);
+    pp.disconnected_cleanly();
     broker.wait_for_log_after(mark, &format!("Client np-{t} disconnected."), T);
     polite.loop_stop().unwrap();
     drop(polite);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mqtt_sync::{Client, Error, Protocol, QoS, ReasonCode};
 use support::{wait_until, Events, Mosquitto, T};
 
-use support::mosq::{client, finish, started, sub, tag, Probe};
+use support::broker_client::{client, finish, started, sub, tag, Probe};
 
 /// Runs `loop_once` on this thread until `cond` holds (or panics after T).
 #[track_caller]
@@ -370,9 +370,7 @@ fn loop_forever_on_thread(proto: Protocol) {
     ));
     exchange_threaded(&c, &p, &format!("lf/{t}"));
     c.disconnect().unwrap();
-    let (f, rc) = p.disc.wait(T);
-    assert_eq!(rc, ReasonCode::SUCCESS);
-    assert!(!f.is_disconnect_packet_from_server);
+    p.disconnected_cleanly();
     wait_until(T, || th.is_finished());
     th.join()
         .unwrap()
@@ -499,8 +497,7 @@ fn external_loop(proto: Protocol) {
     pump_external(&c, "socket closed after disconnect", || {
         c.socket().is_none()
     });
-    let (_, rc) = p.disc.wait(T);
-    assert_eq!(rc, ReasonCode::SUCCESS);
+    p.disconnected_cleanly();
     let events = sock.drain();
     assert!(
         events.contains(&("close", fd)),

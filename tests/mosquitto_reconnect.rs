@@ -7,60 +7,12 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mqtt_sync::{CleanStart, Client, ConnectOptions, Properties, Protocol, QoS, ReasonCode};
+use mqtt_sync::{Protocol, QoS, ReasonCode};
 use support::{Events, Mosquitto, T};
 
-use support::mosq::{client, finish, started, sub, tag, Probe};
-
-/// A persistent-session client (clean_session(false) for 3.x; CleanStart::Never + Session
-/// Expiry Interval for v5), with its probe, connected with loop_start.
-#[track_caller]
-fn persistent_started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, Probe) {
-    let c = if proto == Protocol::V5 {
-        client(proto, id)
-    } else {
-        let c = Client::builder()
-            .client_id(id)
-            .protocol(proto)
-            .clean_session(false)
-            .build()
-            .unwrap();
-        c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
-            .unwrap();
-        c
-    };
-    let p = Probe::attach(&c);
-    if std::env::var_os("MQTT_TRACE").is_some() {
-        let tag = id.to_string();
-        let t0 = std::time::Instant::now();
-        c.on_log(move |_c, level, line| {
-            eprintln!(
-                "[{:>8.3} ms {tag} {level:?}] {line}",
-                t0.elapsed().as_secs_f64() * 1e3
-            )
-        });
-    }
-    let mut opts = ConnectOptions {
-        port: broker.port(),
-        ..ConnectOptions::new(broker.host())
-    };
-    if proto == Protocol::V5 {
-        opts.clean_start = CleanStart::Never;
-        opts.properties = Some(Properties {
-            session_expiry_interval: Some(600),
-            ..Default::default()
-        });
-    }
-    c.connect_with(opts).unwrap();
-    c.loop_start().unwrap();
-    p.connected();
-    (c, p)
-}
-
-/// MQTT 3.1 has no session-present flag in CONNACK (mosquitto sends 0).
-fn has_session_flag(proto: Protocol) -> bool {
-    proto != Protocol::V31
-}
+use support::broker_client::{
+    client, finish, has_session_flag, persistent_started, started, sub, tag, Probe,
+};
 
 /// Receives until every payload of `want` has arrived (QoS 1 may repeat), then checks that
 /// nothing more comes; returns how many times each payload arrived.

@@ -6,47 +6,12 @@ mod support;
 
 use std::time::Duration;
 
-use mqtt_sync::{CleanStart, Client, ConnectOptions, Properties, Protocol, QoS};
+use mqtt_sync::{CleanStart, ConnectOptions, Properties, Protocol, QoS};
 use support::{Mosquitto, T};
 
-use support::mosq::{client, finish, started, sub, tag, Probe};
-
-/// A persistent-session client for `proto`: clean_session(false) for MQTT 3.x,
-/// CleanStart::Never + Session Expiry Interval for MQTT 5. Returns the client and the
-/// ConnectOptions to (re)connect with.
-fn persistent(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, ConnectOptions) {
-    let c = if proto == Protocol::V5 {
-        client(proto, id)
-    } else {
-        let c = Client::builder()
-            .client_id(id)
-            .protocol(proto)
-            .clean_session(false)
-            .build()
-            .unwrap();
-        c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
-            .unwrap();
-        c
-    };
-    let mut opts = ConnectOptions {
-        port: broker.port(),
-        ..ConnectOptions::new(broker.host())
-    };
-    if proto == Protocol::V5 {
-        opts.clean_start = CleanStart::Never;
-        opts.properties = Some(Properties {
-            session_expiry_interval: Some(300),
-            ..Default::default()
-        });
-    }
-    (c, opts)
-}
-
-/// MQTT 3.1's CONNACK has no session-present flag (mosquitto logs "Sending CONNACK to id
-/// (0, 0)" for a resumed 3.1 session): the session is still resumed, only the flag is absent.
-fn has_session_flag(proto: Protocol) -> bool {
-    proto != Protocol::V31
-}
+use support::broker_client::{
+    client, finish, has_session_flag, persistent, started, sub, tag, Probe,
+};
 
 /// Ensures no session is left from anything before (a clean first connection), then
 /// subscribes at QoS 1/2, disconnects, has messages published while offline, reconnects

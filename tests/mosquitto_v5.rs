@@ -11,7 +11,7 @@ use mqtt_sync::{
 };
 use support::{Events, Mosquitto, T};
 
-use support::mosq::{client, finish, started, sub, Probe};
+use support::broker_client::{client, finish, started, sub, Probe};
 
 const V5: Protocol = Protocol::V5;
 
@@ -323,8 +323,7 @@ fn disconnect_with_normal_reason_sends_no_will() {
     let mark = broker.log_mark();
     c.disconnect_with(ReasonCode::NORMAL_DISCONNECTION, Properties::default())
         .unwrap();
-    let (_, rc) = p.disc.wait(T);
-    assert_eq!(rc, ReasonCode::SUCCESS);
+    p.disconnected_cleanly();
     broker.wait_for_log_after(mark, "Client dn disconnected", T);
     wp.msgs.assert_none_within(Duration::from_millis(300));
     c.loop_stop().unwrap();

@@ -5,7 +5,7 @@ mod support;
 // fix. Named after the behaviour they guarantee.
 
 use mqtt_sync::{Protocol, QoS};
-use support::mosq::{client, finish, sub, tag, Probe};
+use support::broker_client::{client, finish, sub, tag, Probe};
 use support::{Mosquitto, T};
 
 /// Connect, disconnect, loop_stop, reinitialise, connect again: messages of the new connection

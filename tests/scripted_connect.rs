@@ -1,6 +1,6 @@
 mod support;
 // Byte-exact CONNECT layouts, refused CONNACKs and connect logging, against a scripted broker.
-use support::h::*;
+use support::scripted_client::*;
 
 fn connect_pkt(
     name: &str,

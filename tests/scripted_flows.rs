@@ -1,6 +1,6 @@
 mod support;
 // SUBSCRIBE/UNSUBSCRIBE, QoS 1/2 flows both ways, message ids and the in-flight window.
-use support::h::*;
+use support::scripted_client::*;
 
 // ----- SUBSCRIBE / UNSUBSCRIBE
 

@@ -1,6 +1,6 @@
 mod support;
 // Keepalive: PINGREQ timing and the missing PINGRESP, with loop_start and loop_once.
-use support::h::*;
+use support::scripted_client::*;
 
 /// Reads the next packet and checks it is a PINGREQ arriving `lo..hi` after `since`.
 #[track_caller]

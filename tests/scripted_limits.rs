@@ -1,6 +1,6 @@
 mod support;
 // The broker's MQTT 5 limits from CONNACK.
-use support::h::*;
+use support::scripted_client::*;
 
 /// connect() + loop_start() with MQTT 5, CONNACK with `connack_props`.
 #[track_caller]

@@ -1,6 +1,6 @@
 mod support;
 // Lost connections, reconnect with backoff, resend after CONNACK, offline rules, DISCONNECT.
-use support::h::*;
+use support::scripted_client::*;
 
 fn persistent_v311(id: &str) -> Client {
     let c = Client::builder()
@@ -268,15 +268,7 @@ fn user_disconnect_sends_disconnect_and_reports_success() {
     c.disconnect().unwrap();
     conn.expect_packet(&[0xe0, 0x00], T);
     conn.expect_closed(T);
-    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
-    assert_eq!(
-        e,
-        Ev::Disconnect {
-            rc: 0,
-            from_server: false,
-            props: Properties::default()
-        }
-    );
+    expect_clean_disconnect(&ev);
     broker.expect_no_connection(QUIET);
     c.loop_stop().unwrap();
 }
@@ -295,15 +287,7 @@ fn user_disconnect_v5_sends_short_disconnect() {
         "DISCONNECT [{}]",
         hex(&p)
     );
-    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
-    assert_eq!(
-        e,
-        Ev::Disconnect {
-            rc: 0,
-            from_server: false,
-            props: Properties::default()
-        }
-    );
+    expect_clean_disconnect(&ev);
 }
 
 #[test]

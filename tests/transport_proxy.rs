@@ -18,7 +18,7 @@ use mqtt_sync::{Client, Error, ProxyOptions, ProxyType, Transport};
 use support::proxies::{Kind, Proxy, ProxySpec};
 use support::Mosquitto;
 
-use support::probe::Probe;
+use support::transport_probe::TransportProbe;
 
 // ---------------------------------------------------------------------------------------
 
@@ -37,8 +37,8 @@ fn proxy_options(spec: &ProxySpec, rdns: bool) -> ProxyOptions {
 }
 
 /// A client with `transport` going through the proxy `spec`.
-fn via(id: &str, transport: Transport, spec: &ProxySpec, rdns: bool) -> Probe {
-    let p = Probe::with(id, transport);
+fn via(id: &str, transport: Transport, spec: &ProxySpec, rdns: bool) -> TransportProbe {
+    let p = TransportProbe::with(id, transport);
     p.client.proxy_set(proxy_options(spec, rdns)).unwrap();
     p
 }

@@ -9,7 +9,7 @@ use mqtt_sync::{Error, ProxyOptions, ProxyType, QoS, ReasonCode, Transport};
 use support::proxies::Proxy;
 use support::{Mosquitto, T};
 
-use support::probe::{Conn, Probe};
+use support::transport_probe::{Conn, TransportProbe};
 
 // ---------------------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ impl Drop for RestoreEnv {
 /// Runs one connection with the current environment: Ok after a full QoS 0/1/2 echo, or the
 /// error of `connect()`.
 fn attempt(id: &str, broker: &Mosquitto, proxy: Option<ProxyOptions>) -> Result<(), Error> {
-    let p = Probe::tcp(id);
+    let p = TransportProbe::tcp(id);
     if let Some(px) = proxy {
         p.client.proxy_set(px).unwrap();
     }
@@ -128,7 +128,7 @@ fn mqtt_proxy_environment_variable() {
         "mqtt_proxy",
         format!("socks5h://alice:wrong@127.0.0.1:{}", socks.port()),
     );
-    let p = Probe::with("env-unix", Transport::Unix);
+    let p = TransportProbe::with("env-unix", Transport::Unix);
     p.connect_ok(unix_broker.unix_path().to_str().unwrap(), 0);
     p.echo_with("env/unix", b"direct", &[QoS::AtLeastOnce], T);
     p.close();

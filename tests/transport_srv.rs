@@ -17,7 +17,7 @@ use mqtt_sync::{Client, Error, ReasonCode, Transport};
 use support::dns::{Dnsmasq, Srv};
 use support::{Mosquitto, T};
 
-use support::probe::{Conn, Probe};
+use support::transport_probe::{Conn, TransportProbe};
 
 // ---------------------------------------------------------------------------------------
 
@@ -42,7 +42,7 @@ fn accepted(broker: &Mosquitto, id: &str) -> usize {
 
 /// `connect_srv`, `loop_start()`, then a successful CONNACK.
 #[track_caller]
-fn connect_srv_ok(p: &Probe, domain: &str) {
+fn connect_srv_ok(p: &TransportProbe, domain: &str) {
     if let Err(e) = p.client.connect_srv(domain, 60) {
         panic!("connect_srv({domain}) failed: {e:?} / {e}");
     }
@@ -67,7 +67,7 @@ fn srv_connects_to_the_highest_priority_target() {
     );
     for i in 0..5 {
         let id = format!("srv-prio-{i}");
-        let p = Probe::tcp(&id);
+        let p = TransportProbe::tcp(&id);
         p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
         connect_srv_ok(&p, "prio.test");
         assert_eq!(p.client.port(), first.port(), "{}", dns.log());
@@ -110,7 +110,7 @@ fn srv_falls_back_when_the_first_target_is_down() {
         ],
         &["fallback.test"],
     );
-    let p = Probe::tcp("srv-fallback");
+    let p = TransportProbe::tcp("srv-fallback");
     p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
     // Trailing dot on the domain: a fully qualified name works the same.
     connect_srv_ok(&p, "fallback.test.");
@@ -144,7 +144,7 @@ fn srv_weights_spread_the_connections() {
         ],
         &["weights.test"],
     );
-    let p = Probe::tcp("srv-weights");
+    let p = TransportProbe::tcp("srv-weights");
     p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
     p.client.loop_start().unwrap();
     let n = 100;
@@ -212,7 +212,7 @@ fn srv_secure_mqtt_checks_the_certificate_against_the_target() {
     );
 
     // The certificate is for localhost (the SRV target), not for secure.test (the domain).
-    let p = Probe::tcp("srv-secure");
+    let p = TransportProbe::tcp("srv-secure");
     p.client.tls_set(Some(&c.ca), None, None).unwrap();
     p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
     connect_srv_ok(&p, "secure.test");
@@ -283,7 +283,7 @@ fn srv_with_websockets_transport() {
         )],
         &["ws.test"],
     );
-    let p = Probe::with("srv-ws", Transport::WebSockets);
+    let p = TransportProbe::with("srv-ws", Transport::WebSockets);
     p.client.srv_nameserver_set(Some(dns.addr())).unwrap();
     connect_srv_ok(&p, "ws.test");
     p.echo("srv/ws", b"ws found by SRV");

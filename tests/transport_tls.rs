@@ -16,7 +16,7 @@ use mqtt_sync::{CertReqs, Client, Error, TlsOptions, Transport};
 use support::certs::{Certs, KEY_PASSWORD};
 use support::Mosquitto;
 
-use support::probe::Probe;
+use support::transport_probe::TransportProbe;
 
 // ---------------------------------------------------------------------------------------
 
@@ -25,8 +25,8 @@ fn certs() -> &'static Certs {
 }
 
 /// A client trusting `ca` (verification and the host name check on).
-fn tls_probe(id: &str, ca: &std::path::Path) -> Probe {
-    let p = Probe::tcp(id);
+fn tls_probe(id: &str, ca: &std::path::Path) -> TransportProbe {
+    let p = TransportProbe::tcp(id);
     p.client.tls_set(Some(ca), None, None).unwrap();
     p
 }
@@ -61,7 +61,7 @@ fn tls_client_certificate_required() {
     let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
     let port = broker.port_of("tls");
 
-    let with = Probe::tcp("tls-with-cert");
+    let with = TransportProbe::tcp("tls-with-cert");
     with.client
         .tls_set(Some(&c.ca), Some(&c.client_cert), Some(&c.client_key))
         .unwrap();
@@ -141,7 +141,7 @@ fn tls_client_key_formats() {
         ),
     ];
     for (name, o) in cases {
-        let p = Probe::tcp(&format!("tls-key-{name}"));
+        let p = TransportProbe::tcp(&format!("tls-key-{name}"));
         p.client
             .tls_set_with(o)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -150,7 +150,7 @@ fn tls_client_key_formats() {
         p.close();
     }
     // The key inside certfile also through the three-argument tls_set.
-    let p = Probe::tcp("tls-key-combined-tls-set");
+    let p = TransportProbe::tcp("tls-key-combined-tls-set");
     p.client
         .tls_set(Some(&c.ca), Some(&c.client_combined), None)
         .unwrap();
@@ -216,7 +216,7 @@ fn tls_wrong_ca_is_refused() {
     assert!(!p.client.is_connected());
 
     // cert_reqs None skips the verification entirely.
-    let p = Probe::tcp("tls-cert-reqs-none");
+    let p = TransportProbe::tcp("tls-cert-reqs-none");
     p.client
         .tls_set_with(TlsOptions {
             ca_certs: Some(c.other_ca.clone()),
@@ -238,7 +238,7 @@ fn tls_set_context_with_a_user_connector() {
         .add_root_certificate(ca)
         .build()
         .unwrap();
-    let p = Probe::tcp("tls-context");
+    let p = TransportProbe::tcp("tls-context");
     p.client.tls_set_context(connector).unwrap();
     assert!(
         matches!(p.client.tls_insecure_set(true), Err(Error::InvalidState(_))),
@@ -303,7 +303,7 @@ fn tls_hostname_mismatch_and_insecure() {
 #[test]
 fn tls_over_a_unix_socket_is_not_supported() {
     let c = certs();
-    let p = Probe::with("tls-unix", Transport::Unix);
+    let p = TransportProbe::with("tls-unix", Transport::Unix);
     p.client.tls_set(Some(&c.ca), None, None).unwrap();
     let e = p
         .client

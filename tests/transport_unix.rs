@@ -9,7 +9,7 @@ mod support;
 use mqtt_sync::{Error, QoS, Transport};
 use support::{Mosquitto, T};
 
-use support::probe::Probe;
+use support::transport_probe::TransportProbe;
 
 // ---------------------------------------------------------------------------------------
 
@@ -17,13 +17,13 @@ use support::probe::Probe;
 fn unix_socket_pub_sub_qos_0_1_2() {
     let broker = Mosquitto::builder().unix_listener().start();
     let path = broker.unix_path().to_str().unwrap().to_string();
-    let p = Probe::with("unix-pubsub", Transport::Unix);
+    let p = TransportProbe::with("unix-pubsub", Transport::Unix);
     // The port is ignored with Transport::Unix.
     p.connect_ok(&path, 0);
     assert_eq!(p.client.transport(), Transport::Unix);
     p.echo("unix/echo", b"over a unix socket");
     // A second client on the same socket receives what the first publishes.
-    let other = Probe::with("unix-other", Transport::Unix);
+    let other = TransportProbe::with("unix-other", Transport::Unix);
     other.connect_ok(&path, 1883);
     other.echo_with("unix/other", b"", &[QoS::AtLeastOnce], T);
     other.close();
@@ -32,7 +32,7 @@ fn unix_socket_pub_sub_qos_0_1_2() {
 
 #[test]
 fn unix_socket_missing_path_is_an_io_error() {
-    let p = Probe::with("unix-missing", Transport::Unix);
+    let p = TransportProbe::with("unix-missing", Transport::Unix);
     let e = p
         .client
         .connect("/nonexistent/mqtt.sock", 0, 60)
@@ -47,7 +47,7 @@ fn unix_socket_ignores_mqtt_proxy_settings() {
     // An explicit proxy does not apply to a Unix socket (there is nothing to tunnel).
     let broker = Mosquitto::builder().unix_listener().start();
     let path = broker.unix_path().to_str().unwrap().to_string();
-    let p = Probe::with("unix-proxy", Transport::Unix);
+    let p = TransportProbe::with("unix-proxy", Transport::Unix);
     p.client
         .proxy_set(mqtt_sync::ProxyOptions {
             proxy_type: mqtt_sync::ProxyType::Socks5,

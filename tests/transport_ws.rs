@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use mqtt_sync::{Client, Error, QoS, Transport};
 use support::{Mosquitto, T};
 
-use support::probe::{Conn, Probe};
+use support::transport_probe::{Conn, TransportProbe};
 
 // ---------------------------------------------------------------------------------------
 
@@ -69,8 +69,8 @@ impl Drop for Nudge {
     }
 }
 
-fn ws_probe(id: &str) -> Probe {
-    Probe::with(id, Transport::WebSockets)
+fn ws_probe(id: &str) -> TransportProbe {
+    TransportProbe::with(id, Transport::WebSockets)
 }
 
 #[test]

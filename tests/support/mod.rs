@@ -3,27 +3,40 @@
 //! Every integration test file is its own crate and pulls this in with `mod support;`, so
 //! items that a given test does not use must not warn: hence the crate-wide allow below.
 //!
+//! Brokers and servers the tests start:
 //! - [`mosquitto`]: a real broker (mosquitto 2.x) as a child process on free ports.
 //! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
 //!   packet builders.
+//! - [`proxies`]: dante, microsocks and tinyproxy; [`dns`]: dnsmasq with SRV records.
+//! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
+//!
+//! Clients wired for tests:
+//! - [`broker_client`]: for the `mosquitto_*` suites — `Probe` (one channel per callback
+//!   kind), `client`/`started`/`persistent` makers, `sub`, `finish`, `per_protocol!`.
+//! - [`scripted_client`]: for the `scripted_*` and `callbacks_safety` suites — `Ev`, the
+//!   record of every callback (`hook`), CONNECT/CONNACK helpers, packet and property
+//!   builders, log capture.
+//! - [`transport_probe`]: for the `transport_*` suites — `TransportProbe`, a client that
+//!   connects through any transport and checks its own echo at QoS 0/1/2.
+//!
+//! Data and waiting:
 //! - [`bytes`]: the byte mini-language of the mosquitto conformance corpus, hex helpers.
 //! - [`corpus`]: loader of `tests/data/mosquitto-msg-sequence/*.json`.
 //! - [`wait`]: event channels and polling helpers with timeouts, default timeout [`T`].
-//! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
 #[macro_use]
-pub mod mosq;
+pub mod broker_client;
 pub mod bytes;
 pub mod certs;
 pub mod corpus;
 pub mod dns;
-pub mod h;
 pub mod mosquitto;
-pub mod probe;
 pub mod proxies;
 pub mod scripted;
+pub mod scripted_client;
+pub mod transport_probe;
 pub mod wait;
 
 pub use mosquitto::{Mosquitto, MosquittoBuilder};

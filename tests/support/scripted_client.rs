@@ -76,6 +76,21 @@ impl Ev {
     }
 }
 
+/// Waits for `on_disconnect` and asserts it reports a clean end: `SUCCESS`, not from a
+/// broker's DISCONNECT, no properties (what `disconnect()` produces).
+#[track_caller]
+pub(crate) fn expect_clean_disconnect(ev: &Events<Ev>) {
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert_eq!(
+        e,
+        Ev::Disconnect {
+            rc: 0,
+            from_server: false,
+            props: Properties::default()
+        }
+    );
+}
+
 /// Installs every callback of interest, reporting to one event channel.
 pub(crate) fn hook(c: &Client) -> Events<Ev> {
     let ev = Events::new();

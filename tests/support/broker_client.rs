@@ -1,12 +1,14 @@
-//! A client wired to channels for the mosquitto suites (shared by the `mosquitto_*` files):
-//! a `Probe` of every callback event, connect/subscribe/finish helpers, and `per_protocol!`,
-//! which turns `fn name(proto: Protocol)` into one test per protocol version.
+//! Clients wired to channels for the suites against a real broker (the `mosquitto_*` files):
+//! a `Probe` of every callback event, client makers (`client`, `started`, `persistent`,
+//! `persistent_started`), subscribe/finish helpers, and `per_protocol!`, which turns
+//! `fn name(proto: Protocol)` into one test per protocol version.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use mqtt_sync::{
-    Client, ConnectFlags, DisconnectFlags, Message, Properties, Protocol, QoS, ReasonCode,
+    CleanStart, Client, ConnectFlags, ConnectOptions, DisconnectFlags, Message, Properties,
+    Protocol, QoS, ReasonCode,
 };
 
 use super::{Events, Mosquitto, T};
@@ -62,6 +64,18 @@ impl Probe {
         f
     }
 
+    /// Waits for `on_disconnect` and asserts it reports a clean end: `SUCCESS`, not from a
+    /// broker's DISCONNECT (what `disconnect()` produces).
+    #[track_caller]
+    pub fn disconnected_cleanly(&self) {
+        let (f, rc) = self.disc.wait(T);
+        assert_eq!(rc, ReasonCode::SUCCESS, "on_disconnect after disconnect()");
+        assert!(
+            !f.is_disconnect_packet_from_server,
+            "on_disconnect after disconnect() is not from the server"
+        );
+    }
+
     /// Waits for the SUBACK of `mid`; returns its reason codes.
     #[track_caller]
     pub fn suback(&self, mid: u16) -> Vec<ReasonCode> {
@@ -96,6 +110,69 @@ pub fn started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, Probe)
     c.loop_start().expect("loop_start");
     p.connected();
     (c, p)
+}
+
+/// A persistent-session client for `proto`: clean_session(false) for MQTT 3.x,
+/// CleanStart::Never plus a Session Expiry Interval for MQTT 5. Returns the client and the
+/// ConnectOptions to (re)connect with.
+pub fn persistent(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, ConnectOptions) {
+    let c = if proto == Protocol::V5 {
+        client(proto, id)
+    } else {
+        let c = Client::builder()
+            .client_id(id)
+            .protocol(proto)
+            .clean_session(false)
+            .build()
+            .expect("build client");
+        c.reconnect_delay_set(Duration::from_millis(50), Duration::from_millis(500))
+            .unwrap();
+        c
+    };
+    let mut opts = ConnectOptions {
+        port: broker.port(),
+        ..ConnectOptions::new(broker.host())
+    };
+    if proto == Protocol::V5 {
+        opts.clean_start = CleanStart::Never;
+        opts.properties = Some(Properties {
+            session_expiry_interval: Some(600),
+            ..Default::default()
+        });
+    }
+    (c, opts)
+}
+
+/// A persistent-session client with its probe, connected with loop_start.
+#[track_caller]
+pub fn persistent_started(broker: &Mosquitto, proto: Protocol, id: &str) -> (Client, Probe) {
+    let (c, opts) = persistent(broker, proto, id);
+    let p = Probe::attach(&c);
+    trace_if_asked(&c, id);
+    c.connect_with(opts).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    (c, p)
+}
+
+/// With `MQTT_TRACE` set, prints the client's log lines (timestamped) on stderr.
+pub fn trace_if_asked(c: &Client, id: &str) {
+    if std::env::var_os("MQTT_TRACE").is_some() {
+        let tag = id.to_string();
+        let t0 = std::time::Instant::now();
+        c.on_log(move |_c, level, line| {
+            eprintln!(
+                "[{:>8.3} ms {tag} {level:?}] {line}",
+                t0.elapsed().as_secs_f64() * 1e3
+            )
+        });
+    }
+}
+
+/// MQTT 3.1's CONNACK has no session-present flag (mosquitto logs "Sending CONNACK to id
+/// (0, 0)" for a resumed 3.1 session): the session is still resumed, only the flag is absent.
+pub fn has_session_flag(proto: Protocol) -> bool {
+    proto != Protocol::V31
 }
 
 /// Subscribes and waits for the SUBACK, asserting it granted `qos`.

@@ -24,7 +24,7 @@ pub enum Conn {
 
 /// A client with its callbacks wired to channels (one per kind, so that waiting for one
 /// kind never discards another).
-pub struct Probe {
+pub struct TransportProbe {
     pub client: Client,
     pub conn: Events<Conn>,
     pub subs: Events<(u16, Vec<ReasonCode>)>,
@@ -33,9 +33,9 @@ pub struct Probe {
 }
 
 #[allow(dead_code)] // not every file uses every helper
-impl Probe {
-    pub fn new(client: Client) -> Probe {
-        let p = Probe {
+impl TransportProbe {
+    pub fn new(client: Client) -> TransportProbe {
+        let p = TransportProbe {
             client,
             conn: Events::new(),
             subs: Events::new(),
@@ -65,8 +65,8 @@ impl Probe {
     }
 
     /// A client with `transport` that does not retry on its own (a refusal stays one event).
-    pub fn with(id: &str, transport: Transport) -> Probe {
-        Probe::new(
+    pub fn with(id: &str, transport: Transport) -> TransportProbe {
+        TransportProbe::new(
             Client::builder()
                 .client_id(id)
                 .transport(transport)
@@ -76,8 +76,8 @@ impl Probe {
         )
     }
 
-    pub fn tcp(id: &str) -> Probe {
-        Probe::with(id, Transport::Tcp)
+    pub fn tcp(id: &str) -> TransportProbe {
+        TransportProbe::with(id, Transport::Tcp)
     }
 
     /// `connect()`, `loop_start()`, then a successful CONNACK; panics otherwise.
@@ -144,7 +144,7 @@ impl Probe {
         }
     }
 
-    /// [`Probe::echo_with`] at QoS 0, 1 and 2 with the default timeout.
+    /// [`TransportProbe::echo_with`] at QoS 0, 1 and 2 with the default timeout.
     #[track_caller]
     pub fn echo(&self, topic: &str, payload: &[u8]) {
         self.echo_with(
