@@ -38,6 +38,16 @@ pub fn topic_matches_sub(sub: &str, topic: &str) -> bool {
     }
 }
 
+/// The filter a shared subscription matches: `a/+` for `$share/group/a/+` (MQTT 5.0 4.8.2),
+/// the filter itself otherwise. Messages of a shared subscription arrive with their topic,
+/// never with the `$share/<group>/` prefix, so `message_callback_add` matches them with this
+/// (Paho Python's #472 and Paho Java match the prefix and never call such a callback).
+pub(crate) fn shared_filter(sub: &str) -> &str {
+    sub.strip_prefix("$share/")
+        .and_then(|rest| rest.split_once('/'))
+        .map_or(sub, |(_group, filter)| filter)
+}
+
 fn check_common(s: &str, what: &str) -> crate::Result<()> {
     if s.is_empty() {
         return Err(Error::InvalidArgument(format!("the {what} is empty")));
@@ -92,6 +102,16 @@ pub(crate) fn validate_topic_filter(f: &str) -> crate::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_filter_strips_share_and_group() {
+        assert_eq!(shared_filter("$share/g/a/+"), "a/+");
+        assert_eq!(shared_filter("$share/g/#"), "#");
+        assert_eq!(shared_filter("a/+"), "a/+");
+        assert_eq!(shared_filter("$SYS/#"), "$SYS/#");
+        // A malformed share (no filter after the group) is matched as written.
+        assert_eq!(shared_filter("$share/g"), "$share/g");
+    }
 
     /// Paho Python's own table (tests/test_matcher.py `test_matching`/`test_not_matching`).
     #[test]

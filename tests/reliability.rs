@@ -4,9 +4,9 @@ mod support;
 // Regression tests for the defects of the "Reliability I" review: each one failed before its
 // fix. Named after the behaviour they guarantee.
 
-use mqtt_sync::{Protocol, QoS};
 use support::broker_client::{client, finish, sub, tag, Probe};
-use support::{Mosquitto, T};
+use support::scripted_client::*;
+use support::Mosquitto;
 
 /// Connect, disconnect, loop_stop, reinitialise, connect again: messages of the new connection
 /// reach on_message and are acknowledged (the marker that drops the messages of a connection
@@ -42,3 +42,197 @@ fn reinitialise_then_reconnect_delivers(proto: Protocol) {
     finish(&c);
 }
 per_protocol!(reinitialise_then_reconnect_delivers);
+
+fn scripted_client(proto: Protocol, id: &str) -> Client {
+    if proto == Protocol::V5 {
+        v5(id)
+    } else {
+        Client::builder()
+            .client_id(id)
+            .protocol(proto)
+            .build()
+            .unwrap()
+    }
+}
+
+/// PUBACK, PUBREC and PUBCOMP for ids the client never used are ignored (a PUBREC is answered
+/// with PUBREL so the broker can free the id), as Paho and libmosquitto do: the connection
+/// stays up and goes on working.
+fn unexpected_acks_are_ignored(proto: Protocol) {
+    let broker = ScriptedBroker::bind();
+    let c = scripted_client(proto, "unexp");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::puback(4711));
+    conn.send(&s::pubcomp(4713));
+    conn.send(&s::pubrec(4712));
+    // MQTT 5: PUBREL 0x92 (Packet Identifier not found), in its short form (no properties).
+    let [hi, lo] = 4712u16.to_be_bytes();
+    let pubrel = if proto == Protocol::V5 {
+        vec![0x62, 0x03, hi, lo, 0x92]
+    } else {
+        s::pubrel(4712)
+    };
+    conn.expect_packet(&pubrel, T);
+    // Acks of the wrong kind for messages in flight are ignored too; the right ones complete
+    // the flows.
+    let q1 = c.publish("t", "x", QoS::AtLeastOnce, false).unwrap();
+    let p = conn.read_packet(T);
+    assert_eq!(p[0] & 0xF6, 0x32, "QoS 1 PUBLISH expected, got {}", hex(&p));
+    let q2 = c.publish("t", "y", QoS::ExactlyOnce, false).unwrap();
+    let p = conn.read_packet(T);
+    assert_eq!(p[0] & 0xF6, 0x34, "QoS 2 PUBLISH expected, got {}", hex(&p));
+    conn.send(&s::pubcomp(q1.mid()));
+    conn.send(&s::puback(q2.mid()));
+    conn.send(&s::pubcomp(q2.mid()));
+    conn.send(&s::puback(q1.mid()));
+    q1.wait_for_publish(Some(T)).unwrap();
+    conn.send(&s::pubrec(q2.mid()));
+    conn.expect_packet(&s::pubrel(q2.mid()), T);
+    conn.send(&s::pubcomp(q2.mid()));
+    q2.wait_for_publish(Some(T)).unwrap();
+    assert!(c.is_connected());
+    assert!(
+        !ev.drain()
+            .iter()
+            .any(|e| matches!(e, Ev::Disconnect { .. })),
+        "no on_disconnect"
+    );
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+per_protocol!(unexpected_acks_are_ignored);
+
+/// `message_callback_add` with a shared-subscription filter (`$share/<group>/<filter>`) runs
+/// for messages on topics matching `<filter>` (Paho Python #472 has the bug; fixed here).
+#[test]
+fn shared_subscription_filters_reach_their_callback() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("share");
+    let ev = hook(&c);
+    let tx = ev.sender();
+    c.message_callback_add("$share/g/a/+", move |_c, m| {
+        let _ = tx.send(Ev::Message {
+            topic: format!("shared:{}", m.topic()),
+            payload: m.payload().to_vec(),
+            qos: 0,
+            dup: false,
+            retain: false,
+            mid: 0,
+        });
+    })
+    .unwrap();
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("a/x", b"1", 0, 0, false, false));
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Message { .. }));
+    assert!(
+        matches!(&e, Ev::Message { topic, .. } if topic == "shared:a/x"),
+        "the $share callback runs, not on_message: {e:?}"
+    );
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// `ack()` acts only with manual acks on and for a message that is waiting for its ack;
+/// otherwise it returns an error and sends nothing.
+#[test]
+fn ack_is_checked() {
+    let broker = ScriptedBroker::bind();
+    // Offline: an error.
+    let c = Client::builder()
+        .client_id("ackchk")
+        .manual_ack(true)
+        .build()
+        .unwrap();
+    assert!(c.ack(1, QoS::AtLeastOnce).is_err(), "ack offline");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    // Not pending: an error, nothing sent.
+    assert!(c.ack(5, QoS::AtLeastOnce).is_err(), "ack of an unknown mid");
+    assert!(c.ack(5, QoS::ExactlyOnce).is_err(), "ack of an unknown mid");
+    conn.expect_silence(QUIET);
+    conn.send(&s::publish("m", b"1", 1, 5, false, false));
+    assert!(matches!(ev.wait(T), Ev::Message { mid: 5, qos: 1, .. }));
+    c.ack(5, QoS::AtLeastOnce).unwrap();
+    conn.expect_packet(&s::puback(5), T);
+    // Twice: an error, nothing sent.
+    assert!(c.ack(5, QoS::AtLeastOnce).is_err(), "second ack");
+    conn.expect_silence(QUIET);
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+
+    // Without manual acks, the client acks by itself: ack() is an error and sends nothing.
+    let c = v311("ackauto");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("m", b"1", 1, 6, false, false));
+    assert!(matches!(ev.wait(T), Ev::Message { mid: 6, .. }));
+    conn.expect_packet(&s::puback(6), T);
+    assert!(
+        c.ack(6, QoS::AtLeastOnce).is_err(),
+        "ack without manual_ack"
+    );
+    conn.expect_silence(QUIET);
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// A QoS 2 message whose PUBREL arrived in the same read as a message whose callback calls
+/// `disconnect()` (as `subscribe::simple` does) is not delivered on that connection, and not
+/// lost either: when the session resumes and the broker re-sends PUBREL, it is delivered
+/// once, then PUBCOMP goes out.
+#[test]
+fn qos2_message_released_before_disconnect_is_delivered_after_resume() {
+    let broker = ScriptedBroker::bind();
+    let c = Client::builder()
+        .client_id("q2disc")
+        .clean_session(false)
+        .build()
+        .unwrap();
+    let ev = hook(&c);
+    let tx = ev.sender();
+    let q2_seen = Arc::new(Mutex::new(0usize));
+    let seen = q2_seen.clone();
+    c.on_message(move |c, m| {
+        let _ = tx.send(Ev::message(m));
+        match m.topic() {
+            "stop" => {
+                let _ = c.disconnect();
+            }
+            "q2" => *seen.lock().unwrap() += 1,
+            _ => {}
+        }
+    });
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("q2", b"keep", 2, 7, false, false));
+    conn.expect_packet(&s::pubrec(7), T);
+    // One write: a message whose callback disconnects, then the PUBREL of the QoS 2 message.
+    let mut bytes = s::publish("stop", b"", 0, 0, false, false);
+    bytes.extend_from_slice(&s::pubrel(7));
+    conn.send(&bytes);
+    conn.expect_packet(&s::disconnect(), T);
+    conn.expect_closed(T);
+    expect_clean_disconnect(&ev);
+    assert_eq!(
+        *q2_seen.lock().unwrap(),
+        0,
+        "not delivered after disconnect()"
+    );
+
+    // The session resumes: the broker re-sends PUBREL.
+    c.connect(HOST, broker.port(), 60).unwrap();
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(true, 0));
+    conn.send(&s::pubrel(7));
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Message { .. }));
+    assert!(
+        matches!(&e, Ev::Message { topic, payload, mid: 7, .. } if topic == "q2" && payload == b"keep"),
+        "{e:?}"
+    );
+    conn.expect_packet(&s::pubcomp(7), T);
+    ev.assert_none_within(QUIET);
+    assert_eq!(*q2_seen.lock().unwrap(), 1, "delivered once");
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}

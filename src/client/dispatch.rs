@@ -9,7 +9,7 @@ use super::callbacks::Slot;
 use super::{Client, Inner};
 use crate::message::EMPTY_PROPERTIES;
 use crate::session::{Event, SocketEvent};
-use crate::topic::topic_matches_sub;
+use crate::topic::{shared_filter, topic_matches_sub};
 use crate::types::{LogLevel, QoS, ReasonCode};
 use crate::Message;
 
@@ -99,9 +99,10 @@ impl Client {
     }
 
     /// Runs every queued callback, in order, with no internal lock held. Messages of a
-    /// connection the user called `disconnect()` on are dropped (unacknowledged, so the
-    /// broker keeps QoS 1/2 ones); the others are acknowledged after their callback, on the
-    /// connection they came from only.
+    /// connection the user called `disconnect()` on are not delivered and not acknowledged
+    /// (the broker keeps QoS 1/2 ones; a released QoS 2 message goes back to the session,
+    /// which delivers it when a resumed session re-sends its PUBREL); the others are
+    /// acknowledged after their callback (`Session::delivered`).
     pub(super) fn dispatch(&self) {
         if in_dispatch() {
             return;
@@ -122,25 +123,33 @@ impl Client {
             if events.is_empty() {
                 break;
             }
-            let mut acks = Vec::new();
+            let mut delivered = Vec::new();
+            let mut undelivered = Vec::new();
             for (conn, ev) in events {
-                if matches!(ev, Event::Message { .. })
-                    && conn == self.inner.discard_conn.load(Ordering::Relaxed)
-                {
-                    continue;
-                }
-                if let Some(ack) = self.dispatch_one(ev) {
-                    if !manual {
-                        acks.push((conn, ack));
+                // Read per event: a callback of this batch may just have called disconnect().
+                let discard = self.inner.discard_conn.load(Ordering::Relaxed);
+                match ev {
+                    Event::Message { msg, ack } if conn == discard => {
+                        if let Some((mid, QoS::ExactlyOnce)) = ack {
+                            undelivered.push((mid, msg));
+                        }
                     }
+                    Event::Message { msg, ack } => {
+                        self.dispatch_message(&msg);
+                        if let Some((mid, qos)) = ack {
+                            delivered.push((conn, mid, qos));
+                        }
+                    }
+                    other => self.dispatch_one(other),
                 }
             }
-            if !acks.is_empty() {
+            if !delivered.is_empty() || !undelivered.is_empty() {
                 let mut st = self.inner.lock();
-                for (conn, (mid, qos)) in acks {
-                    if st.link.conn_id() == Some(conn) {
-                        st.session.ack_incoming(mid, qos);
-                    }
+                for (conn, mid, qos) in delivered {
+                    st.session.delivered(conn, mid, qos, manual);
+                }
+                for (mid, msg) in undelivered {
+                    st.session.undelivered_qos2(mid, msg);
                 }
                 self.inner.flush_or_close(&mut st);
             }
@@ -148,8 +157,8 @@ impl Client {
         IN_DISPATCH.with(|d| d.set(d.get() - 1));
     }
 
-    /// Runs the callback of one event; for a message, returns the ack to send after it.
-    fn dispatch_one(&self, ev: Event) -> Option<(u16, QoS)> {
+    /// Runs the callback of one event (messages: [`Client::dispatch_message`]).
+    fn dispatch_one(&self, ev: Event) {
         let inner = &self.inner;
         let cbs = || inner.callbacks();
         match ev {
@@ -159,10 +168,7 @@ impl Client {
                     f(self, flags, rc, &props)
                 });
             }
-            Event::Message { msg, ack } => {
-                self.dispatch_message(&msg);
-                return ack;
-            }
+            Event::Message { msg, .. } => self.dispatch_message(&msg),
             Event::Published { mid, rc, props } => {
                 let slot = cbs().on_publish.clone();
                 let p = props.as_deref().unwrap_or(&EMPTY_PROPERTIES);
@@ -219,7 +225,6 @@ impl Client {
                 call_slot(inner, self, name, &slot, |f| f(self, fd));
             }
         }
-        None
     }
 
     /// Every matching `message_callback_add` filter's callback, or `on_message` if none.
@@ -229,7 +234,7 @@ impl Client {
             let matched: Vec<_> = c
                 .topic
                 .iter()
-                .filter(|(s, _)| topic_matches_sub(s, msg.topic()))
+                .filter(|(s, _)| topic_matches_sub(shared_filter(s), msg.topic()))
                 .map(|(_, f)| f.clone())
                 .collect();
             (matched, c.on_message.clone())

@@ -217,10 +217,23 @@ impl Client {
     }
 
     /// With manual acks: acknowledges an incoming message (PUBACK for QoS 1, PUBCOMP for
-    /// QoS 2). Without a connection it does nothing.
+    /// QoS 2). It acts only with manual acks on (`Err(InvalidState)` otherwise: the client
+    /// acknowledges by itself) and for a message that waits for its acknowledgement — a QoS 1
+    /// message of the current connection, a QoS 2 message whose PUBREL came
+    /// (`Err(InvalidArgument)` otherwise, `Err(NoConnection)` offline); a refused call sends
+    /// nothing.
     pub fn ack(&self, mid: u16, qos: QoS) -> Result<()> {
         let mut st = self.inner.lock();
-        st.session.ack_incoming(mid, qos);
+        if !st.opts.manual_ack {
+            return Err(Error::state(
+                "ack() without manual acknowledgements: the client acknowledges by itself \
+                 (turn them on with manual_ack_set(true) or ClientBuilder::manual_ack(true))",
+            ));
+        }
+        if !st.link.is_open() {
+            return Err(Error::NoConnection);
+        }
+        st.session.ack_manual(mid, qos)?;
         self.finish_op(st);
         Ok(())
     }

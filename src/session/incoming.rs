@@ -57,30 +57,6 @@ impl Session {
         proto_err(msg)
     }
 
-    /// Sends the acknowledgement of an incoming message after its callback (or from
-    /// `Client::ack`): PUBACK for QoS 1, PUBCOMP for QoS 2.
-    pub(crate) fn ack_incoming(&mut self, mid: u16, qos: QoS) {
-        if self.phase == Phase::Offline || mid == 0 {
-            return;
-        }
-        let ack = Ack {
-            pkid: mid,
-            reason: ReasonCode::SUCCESS,
-            properties: Properties::default(),
-        };
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => {
-                self.log(LogLevel::Debug, || format!("Sending PUBACK (Mid: {mid})"));
-                self.send_control(Packet::PubAck(ack));
-            }
-            QoS::ExactlyOnce => {
-                self.log(LogLevel::Debug, || format!("Sending PUBCOMP (Mid: {mid})"));
-                self.send_control(Packet::PubComp(ack));
-            }
-        }
-    }
-
     /// Handles one packet from the broker.
     pub(crate) fn handle_packet(
         &mut self,
@@ -134,12 +110,9 @@ impl Session {
                 self.log(LogLevel::Debug, || {
                     format!("Received PUBREL (Mid: {})", a.pkid)
                 });
-                match self.inbound_qos2.remove(&a.pkid) {
-                    Some(msg) => {
-                        let ack = Some((a.pkid, QoS::ExactlyOnce));
-                        self.push_event(Event::Message { msg, ack });
-                    }
-                    None => self.ack_incoming(a.pkid, QoS::ExactlyOnce),
+                if let Some(msg) = self.released_qos2(a.pkid) {
+                    let ack = Some((a.pkid, QoS::ExactlyOnce));
+                    self.push_event(Event::Message { msg, ack });
                 }
                 Ok(())
             }
@@ -416,19 +389,14 @@ impl Session {
         });
         match qos {
             QoS::AtMostOnce => self.push_event(Event::Message { msg, ack: None }),
-            QoS::AtLeastOnce => self.push_event(Event::Message {
-                msg,
-                ack: Some((pkid, qos)),
-            }),
-            QoS::ExactlyOnce => {
-                self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {pkid})"));
-                self.send_control(Packet::PubRec(Ack {
-                    pkid,
-                    reason: ReasonCode::SUCCESS,
-                    properties: Properties::default(),
-                }));
-                self.inbound_qos2.entry(pkid).or_insert(msg);
+            QoS::AtLeastOnce => {
+                self.inbound_qos1.insert(pkid);
+                self.push_event(Event::Message {
+                    msg,
+                    ack: Some((pkid, qos)),
+                });
             }
+            QoS::ExactlyOnce => self.received_qos2(pkid, msg),
         }
         Ok(())
     }

@@ -12,7 +12,7 @@
 //! - `outgoing.rs`: publish, the in-flight window, subscribe/unsubscribe, DISCONNECT, AUTH.
 //! - `incoming.rs`: decoding and handling what the broker sends (CONNACK, PUBLISH, acks).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use crate::message::Message;
 use crate::types::{ConnectFlags, DisconnectFlags, LogLevel, Protocol, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
 
+mod inbound;
 mod incoming;
 mod outgoing;
 #[cfg(test)]
@@ -287,8 +288,10 @@ pub(crate) struct Session {
     written_total: u64,
     pending_subs: HashMap<u16, ()>,
     pending_unsubs: HashMap<u16, ()>,
-    /// Inbound QoS 2 messages received (PUBREC sent), delivered at PUBREL.
-    inbound_qos2: HashMap<u16, Box<Message>>,
+    /// Incoming QoS 2 messages between PUBREC and PUBCOMP (`inbound.rs`).
+    inbound_qos2: HashMap<u16, inbound::InQos2>,
+    /// Incoming QoS 1 messages of this connection whose PUBACK is still owed.
+    inbound_qos1: HashSet<u16>,
     /// Incoming topic aliases (alias -> topic) of this connection.
     in_aliases: HashMap<u16, String>,
     /// Our Topic Alias Maximum (from the CONNECT properties).
@@ -332,6 +335,7 @@ impl Session {
             pending_subs: HashMap::new(),
             pending_unsubs: HashMap::new(),
             inbound_qos2: HashMap::new(),
+            inbound_qos1: HashSet::new(),
             in_aliases: HashMap::new(),
             client_alias_max: 0,
             limits: ServerLimits::default(),
@@ -562,6 +566,7 @@ impl Session {
         timeout: Duration,
     ) -> Result<()> {
         self.conn_id = conn_id;
+        self.inbound_qos1.clear();
         self.out.clear();
         self.out_pos = 0;
         self.appended_total = 0;

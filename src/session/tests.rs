@@ -332,8 +332,62 @@ fn inbound_qos2_is_delivered_once_at_pubrel() {
         .filter(|e| matches!(e, Event::Message { .. }))
         .count();
     assert_eq!(delivered, 1);
-    // The second PUBREL is answered at once; the first after the callback.
+    // No PUBCOMP before the callback has run, not even for the repeated PUBREL: the broker
+    // would end the flow while the message could still be lost (disconnect() before it is
+    // dispatched). One PUBCOMP after the callback; a later PUBREL is answered at once.
+    assert!(drain(&mut s).is_empty());
+    s.delivered(1, 7, QoS::ExactlyOnce, false);
     assert!(matches!(drain(&mut s)[..], [Packet::PubComp(ref a)] if a.pkid == 7));
+    s.handle_packet(Packet::PubRel(ack(7)), now).unwrap();
+    assert!(matches!(drain(&mut s)[..], [Packet::PubComp(ref a)] if a.pkid == 7));
+}
+
+#[test]
+fn inbound_qos2_not_dispatched_waits_for_the_next_pubrel() {
+    let (mut s, now) = up(Protocol::V311, 0);
+    let p = Publish {
+        dup: false,
+        qos: QoS::ExactlyOnce,
+        retain: false,
+        topic: "a".into(),
+        pkid: 3,
+        properties: Properties::default(),
+        payload: b"p".to_vec(),
+    };
+    s.handle_packet(Packet::Publish(p), now).unwrap();
+    s.handle_packet(Packet::PubRel(ack(3)), now).unwrap();
+    drain(&mut s);
+    let msg = match s.take_events().pop_front() {
+        Some((_, Event::Message { msg, .. })) => msg,
+        other => panic!("expected the message, got {other:?}"),
+    };
+    // The application never saw it (disconnect()): back to waiting for PUBREL.
+    s.undelivered_qos2(3, msg);
+    s.connection_closed(Ended::Quiet);
+    let resume = Connect {
+        clean_start: false,
+        ..connect_pkt(Protocol::V311, 10)
+    };
+    s.start_connect(&resume, 2, now, Duration::from_secs(5))
+        .unwrap();
+    s.handle_packet(
+        Packet::ConnAck(ConnAck {
+            session_present: true,
+            code: 0,
+            properties: Properties::default(),
+        }),
+        now,
+    )
+    .unwrap();
+    drain(&mut s);
+    s.take_events();
+    s.handle_packet(Packet::PubRel(ack(3)), now).unwrap();
+    assert!(drain(&mut s).is_empty(), "no PUBCOMP before delivery");
+    let events = s.take_events();
+    assert!(
+        matches!(events.front(), Some((_, Event::Message { msg, .. })) if msg.payload == b"p"),
+        "{events:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,146 @@
+//! Acknowledging incoming messages: which QoS 1 and QoS 2 messages still owe their PUBACK or
+//! PUBCOMP, and when it is sent — after the message's callback, at the application's `ack()`
+//! with manual acks, or when the broker re-sends a PUBREL.
+//!
+//! An incoming QoS 2 message stays in the session from its PUBLISH until its PUBCOMP is sent:
+//! if the application never saw it (the user disconnected before it was dispatched), it goes
+//! back to waiting for PUBREL, so a resumed session delivers it when the broker re-sends
+//! PUBREL. Exactly once, also across `disconnect()`.
+
+use super::{Phase, Session};
+use crate::codec::{Ack, Packet};
+use crate::message::Message;
+use crate::types::{LogLevel, QoS, ReasonCode};
+use crate::{Error, Properties, Result};
+
+/// An incoming QoS 2 message between its PUBREC and its PUBCOMP.
+#[derive(Debug)]
+pub(super) enum InQos2 {
+    /// PUBREC sent; waiting for PUBREL.
+    Received(Box<Message>),
+    /// PUBREL arrived; the message waits for its callback.
+    Releasing,
+    /// Delivered with manual acks on: PUBCOMP at `Client::ack`.
+    AwaitingAck,
+    /// Delivered while no connection was up: PUBCOMP when the broker re-sends PUBREL.
+    Delivered,
+}
+
+impl Session {
+    fn send_pubcomp(&mut self, mid: u16) {
+        self.log(LogLevel::Debug, || format!("Sending PUBCOMP (Mid: {mid})"));
+        self.send_control(Packet::PubComp(ack(mid)));
+    }
+
+    fn send_puback(&mut self, mid: u16) {
+        self.log(LogLevel::Debug, || format!("Sending PUBACK (Mid: {mid})"));
+        self.send_control(Packet::PubAck(ack(mid)));
+    }
+
+    /// A QoS 2 PUBLISH arrived: stored (a repeated one keeps the first), PUBREC sent.
+    pub(super) fn received_qos2(&mut self, mid: u16, msg: Box<Message>) {
+        self.inbound_qos2
+            .entry(mid)
+            .or_insert(InQos2::Received(msg));
+        self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {mid})"));
+        self.send_control(Packet::PubRec(ack(mid)));
+    }
+
+    /// PUBREL arrived: the message goes to its callback (once), or, if it was delivered
+    /// already, its PUBCOMP goes out now.
+    pub(super) fn released_qos2(&mut self, mid: u16) -> Option<Box<Message>> {
+        match self.inbound_qos2.get_mut(&mid) {
+            Some(state @ InQos2::Received(_)) => {
+                match std::mem::replace(state, InQos2::Releasing) {
+                    InQos2::Received(msg) => Some(msg),
+                    _ => None,
+                }
+            }
+            // The PUBCOMP follows the callback / the application's ack.
+            Some(InQos2::Releasing | InQos2::AwaitingAck) => None,
+            Some(InQos2::Delivered) => {
+                self.inbound_qos2.remove(&mid);
+                self.send_pubcomp(mid);
+                None
+            }
+            None => {
+                self.send_pubcomp(mid);
+                None
+            }
+        }
+    }
+
+    /// The callback of message `mid` (QoS `qos`, from connection `conn`) has run. Sends its
+    /// PUBACK (on that same connection only) or PUBCOMP (the session's), unless manual acks
+    /// are on.
+    pub(crate) fn delivered(&mut self, conn: u64, mid: u16, qos: QoS, manual: bool) {
+        let connected = self.phase == Phase::Connected;
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                if !manual && conn == self.conn_id && self.inbound_qos1.remove(&mid) && connected {
+                    self.send_puback(mid);
+                }
+            }
+            QoS::ExactlyOnce => {
+                if !matches!(self.inbound_qos2.get(&mid), Some(InQos2::Releasing)) {
+                    return;
+                }
+                if manual {
+                    self.inbound_qos2.insert(mid, InQos2::AwaitingAck);
+                } else if connected {
+                    self.inbound_qos2.remove(&mid);
+                    self.send_pubcomp(mid);
+                } else {
+                    self.inbound_qos2.insert(mid, InQos2::Delivered);
+                }
+            }
+        }
+    }
+
+    /// Message `mid` was released by PUBREL but the application will not see it (the user
+    /// called `disconnect()`): it waits for PUBREL again, so a resumed session delivers it.
+    pub(crate) fn undelivered_qos2(&mut self, mid: u16, msg: Box<Message>) {
+        if let Some(state @ InQos2::Releasing) = self.inbound_qos2.get_mut(&mid) {
+            *state = InQos2::Received(msg);
+        }
+    }
+
+    /// `Client::ack` with manual acks: PUBACK for a QoS 1 message of this connection, PUBCOMP
+    /// for a released QoS 2 message of the session. Anything else is refused and sends
+    /// nothing.
+    pub(crate) fn ack_manual(&mut self, mid: u16, qos: QoS) -> Result<()> {
+        if self.phase != Phase::Connected {
+            return Err(Error::NoConnection);
+        }
+        match qos {
+            QoS::AtLeastOnce if self.inbound_qos1.remove(&mid) => {
+                self.send_puback(mid);
+                Ok(())
+            }
+            QoS::ExactlyOnce
+                if matches!(
+                    self.inbound_qos2.get(&mid),
+                    Some(InQos2::Releasing | InQos2::AwaitingAck)
+                ) =>
+            {
+                self.inbound_qos2.remove(&mid);
+                self.send_pubcomp(mid);
+                Ok(())
+            }
+            _ => Err(Error::invalid(format!(
+                "ack({mid}, QoS {}): no incoming message with that id and QoS waits for its \
+                 acknowledgement on this connection",
+                qos as u8
+            ))),
+        }
+    }
+}
+
+fn ack(mid: u16) -> Ack {
+    Ack {
+        pkid: mid,
+        reason: ReasonCode::SUCCESS,
+        properties: Properties::default(),
+    }
+}
