@@ -10,11 +10,16 @@
 //! - [`corpus`]: loader of `tests/data/mosquitto-msg-sequence/*.json`.
 //! - [`wait`]: event channels and polling helpers with timeouts, default timeout [`T`].
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
+//! - [`auth_plugin`]: a mosquitto with the SCRAM-SHA-256 enhanced-authentication plugin of
+//!   `tests/plugins/scram_auth.c`, compiled at test time.
+//! - [`scram`]: a SCRAM-SHA-256 client (RFC 5802 / RFC 7677) for MQTT 5 enhanced
+//!   authentication.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
 #[macro_use]
 pub mod mosq;
+pub mod auth_plugin;
 pub mod bytes;
 pub mod certs;
 pub mod corpus;
@@ -23,6 +28,7 @@ pub mod h;
 pub mod mosquitto;
 pub mod probe;
 pub mod proxies;
+pub mod scram;
 pub mod scripted;
 pub mod wait;
 
