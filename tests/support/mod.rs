@@ -9,6 +9,8 @@
 //!   packet builders.
 //! - [`proxies`]: dante, microsocks and tinyproxy; [`dns`]: dnsmasq with SRV records.
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
+//! - [`auth_plugin`]: a mosquitto with the SCRAM-SHA-256 enhanced-authentication plugin of
+//!   `tests/plugins/scram_auth.c`, compiled at test time.
 //!
 //! Clients wired for tests:
 //! - [`broker_client`]: for the `mosquitto_*` suites — `Probe` (one channel per callback
@@ -18,6 +20,8 @@
 //!   builders, log capture.
 //! - [`transport_probe`]: for the `transport_*` suites — `TransportProbe`, a client that
 //!   connects through any transport and checks its own echo at QoS 0/1/2.
+//! - [`scram`]: a SCRAM-SHA-256 client (RFC 5802 / RFC 7677) for MQTT 5 enhanced
+//!   authentication.
 //!
 //! Data and waiting:
 //! - [`bytes`]: the byte mini-language of the mosquitto conformance corpus, hex helpers.
@@ -28,12 +32,14 @@
 
 #[macro_use]
 pub mod broker_client;
+pub mod auth_plugin;
 pub mod bytes;
 pub mod certs;
 pub mod corpus;
 pub mod dns;
 pub mod mosquitto;
 pub mod proxies;
+pub mod scram;
 pub mod scripted;
 pub mod scripted_client;
 pub mod transport_probe;
