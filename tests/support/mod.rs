@@ -10,6 +10,8 @@
 //! - [`corpus`]: loader of `tests/data/mosquitto-msg-sequence/*.json`.
 //! - [`wait`]: event channels and polling helpers with timeouts, default timeout [`T`].
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
+//! - [`rabbitmq`]: a real two-node RabbitMQ cluster (MQTT plugin) on loopback, for failover
+//!   tests; opt-in, see `tests/rabbitmq_cluster_selftest.rs`.
 #![allow(dead_code)]
 #![allow(unused_imports)]
 
@@ -23,6 +25,7 @@ pub mod h;
 pub mod mosquitto;
 pub mod probe;
 pub mod proxies;
+pub mod rabbitmq;
 pub mod scripted;
 pub mod wait;
 
