@@ -241,7 +241,6 @@ impl RabbitClusterBuilder {
                 dist_port: 0,
                 mqtt_port: 0,
                 child: None,
-                started_in: None,
             });
         }
         chown_tree(dir.path(), uid, gid);
@@ -294,7 +293,8 @@ impl RabbitClusterBuilder {
             cluster.launch(i);
         }
         for i in 0..cluster.nodes.len() {
-            cluster.wait_node_up(i, started);
+            let took = cluster.wait_node_up(i, started);
+            cluster.timings.node_up.push(took);
         }
         cluster.timings.nodes_up = started.elapsed();
 
@@ -354,7 +354,6 @@ struct RabbitNode {
     dist_port: u16,
     mqtt_port: u16,
     child: Option<Child>,
-    started_in: Option<Duration>,
 }
 
 /// How long the cluster took to come up.
@@ -492,6 +491,15 @@ impl RabbitCluster {
     /// Starts a stopped (or killed) `node` again with the same name, ports and data: it
     /// rejoins the cluster by itself. Waits until it is up and its MQTT listener accepts.
     /// Returns how long it took.
+    ///
+    /// In a two-node cluster the other node alone has no Raft majority, so the MQTT
+    /// plugin's client-ID tracker (Ra cluster `mqtt_node`) has no leader; a restarting node
+    /// then blocks 100 s in the plugin's start (`mqtt_node:start/0` asks the peers for the
+    /// members, `ra:members(Peers, 100000)`, before it restarts its own Ra server, whose vote
+    /// is the one missing). To avoid that, this restarts the node's `mqtt_node` Ra server
+    /// itself as soon as the node's Ra system runs (`ra:restart_server(coordination,
+    /// {mqtt_node, node()})` through `rabbitmqctl eval`): the two servers elect a leader and
+    /// the plugin's start goes on at once.
     #[track_caller]
     pub fn restart_node(&mut self, node: Node) -> Duration {
         assert!(
@@ -501,6 +509,8 @@ impl RabbitCluster {
         );
         let t = Instant::now();
         self.launch(node);
+        self.wait_dist_port(node, t + NODE_START_TIMEOUT);
+        self.nudge_mqtt_ra(node, t + NODE_START_TIMEOUT);
         self.wait_node_up(node, t);
         let port = self.nodes[node].mqtt_port;
         if !poll_until(CTL_TIMEOUT, || accepts(port)) {
@@ -511,6 +521,45 @@ impl RabbitCluster {
             );
         }
         t.elapsed()
+    }
+
+    /// Waits until the distribution port of `node` accepts (or the node exits, or
+    /// `deadline`); true if it accepts.
+    fn wait_dist_port(&mut self, node: Node, deadline: Instant) -> bool {
+        let dist_port = self.nodes[node].dist_port;
+        let mut exited = false;
+        let mut last_try: Option<Instant> = None;
+        poll_until(deadline.saturating_duration_since(Instant::now()), || {
+            exited = !self.is_running(node);
+            if exited {
+                return true;
+            }
+            // Connect at most every 100 ms.
+            if last_try.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
+                return false;
+            }
+            last_try = Some(Instant::now());
+            accepts(dist_port)
+        });
+        !exited && accepts(dist_port)
+    }
+
+    /// Restarts the `mqtt_node` Ra server of a booting `node` as soon as its Ra system
+    /// `coordination` runs (see [`RabbitCluster::restart_node`]). Gives up silently at
+    /// `deadline` or when the node exits (the start-up wait reports that).
+    fn nudge_mqtt_ra(&mut self, node: Node, deadline: Instant) {
+        let expr = "try ra:restart_server(coordination, {mqtt_node, node()}) \
+                    catch C:R -> {C, R} end.";
+        while Instant::now() < deadline && self.is_running(node) {
+            let out = self.ctl(node, &["eval", expr]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            // Before the node's distribution is up the CLI fails; before the Ra system
+            // runs: {error,system_not_started}. Anything else (ok, already started, or a
+            // server that does not exist yet) ends the nudging.
+            if out.status.success() && !text.contains("system_not_started") {
+                return;
+            }
+        }
     }
 
     /// Runs `rabbitmqctl -n <node> <args>` (as user rabbitmq, with the cluster's cookie and
@@ -703,30 +752,18 @@ impl RabbitCluster {
         self.nodes[node].child = Some(child);
     }
 
-    /// Waits until `node` (launched at `launched`) passes `rabbitmqctl await_startup`;
-    /// relaunches it on other ports if a port was taken; panics with its log otherwise.
-    fn wait_node_up(&mut self, node: Node, launched: Instant) {
+    /// Waits until `node` (launched at `launched`) passes `rabbitmqctl await_startup`, and
+    /// returns the time since `launched`; relaunches it on other ports if a port was taken; panics with its log otherwise.
+    fn wait_node_up(&mut self, node: Node, launched: Instant) -> Duration {
         let mut tries = 1;
         loop {
             let deadline = launched + NODE_START_TIMEOUT;
             let dist_port = self.nodes[node].dist_port;
             // The distribution port listens (and the node registered with epmd) a few seconds
             // before the broker is up; await_startup fails at once before that.
-            let mut exited = false;
-            let mut last_try: Option<Instant> = None;
-            poll_until(deadline.saturating_duration_since(Instant::now()), || {
-                exited = !self.is_running(node);
-                if exited {
-                    return true;
-                }
-                // Connect at most every 100 ms.
-                if last_try.is_some_and(|t| t.elapsed() < Duration::from_millis(100)) {
-                    return false;
-                }
-                last_try = Some(Instant::now());
-                accepts(dist_port)
-            });
-            if !exited && accepts(dist_port) {
+            let listening = self.wait_dist_port(node, deadline);
+            let mut exited = !self.is_running(node);
+            if listening && !exited {
                 let left = deadline.saturating_duration_since(Instant::now()).as_secs();
                 let out = self.cli_timeout(
                     "rabbitmqctl",
@@ -735,13 +772,7 @@ impl RabbitCluster {
                     Duration::from_secs(left + 15),
                 );
                 if out.status.success() {
-                    let took = launched.elapsed();
-                    self.nodes[node].started_in = Some(took);
-                    self.timings
-                        .node_up
-                        .resize(self.nodes.len(), Duration::ZERO);
-                    self.timings.node_up[node] = took;
-                    return;
+                    return launched.elapsed();
                 }
                 exited = !self.is_running(node);
                 if !exited {
