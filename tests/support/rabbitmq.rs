@@ -26,8 +26,8 @@
 //! `cd /var/lib/rabbitmq`, may reset `HOME` and redirect the server's output to
 //! `/var/log/rabbitmq`.
 //!
-//! Settings that matter for MQTT failover between the nodes (see
-//! `tests/rabbitmq_cluster_selftest.rs` and docs/testing for the findings):
+//! Settings that matter for MQTT failover between the nodes (findings, with the reasons and
+//! the RabbitMQ sources: `docs/rabbitmq-failover.md`; proof: `tests/rabbitmq_cluster_selftest.rs`):
 //! - `mqtt.durable_queue_type = classic` (the default): the queue of a clean_session=false
 //!   subscriber is a classic queue on the node it connected to, so it survives the loss of
 //!   the *other* node. `quorum` would replicate it to both nodes, and with two nodes a quorum
@@ -36,6 +36,12 @@
 //!   surviving node of a two-node cluster.
 //! - guest/guest over loopback (guest is loopback-only, which is what the tests use);
 //!   anonymous MQTT clients are mapped to guest.
+//! - The MQTT plugin of 3.10 tracks client IDs in a Raft cluster over all nodes. With two
+//!   nodes, the survivor B keeps accepting MQTT connections after A stops or is killed (the
+//!   registration is asynchronous and B remembers the last leader), but a node *started*
+//!   while the other is down answers CONNACK 3, and restarting A while only B runs would
+//!   block 100 s ([`RabbitCluster::restart_node`] works around that). Three nodes
+//!   ([`RabbitClusterBuilder::nodes`]) keep a majority and avoid both.
 //!
 //! Needs root (to run `runuser` and give the folder to `rabbitmq`).
 
