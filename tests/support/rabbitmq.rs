@@ -32,8 +32,9 @@
 //!   subscriber is a classic queue on the node it connected to, so it survives the loss of
 //!   the *other* node. `quorum` would replicate it to both nodes, and with two nodes a quorum
 //!   queue has no majority (no leader) once one node is down.
-//! - `cluster_partition_handling = ignore` (the default): `pause_minority` would pause the
-//!   surviving node of a two-node cluster.
+//! - `cluster_partition_handling = ignore` (the default): with `pause_minority` the surviving
+//!   node of a two-node cluster, which sees only half of the nodes, would pause itself (per
+//!   RabbitMQ's partitions guide; not tried here).
 //! - guest/guest over loopback (guest is loopback-only, which is what the tests use);
 //!   anonymous MQTT clients are mapped to guest.
 //! - The MQTT plugin of 3.10 tracks client IDs in a Raft cluster over all nodes. With two
@@ -43,7 +44,8 @@
 //!   block 100 s ([`RabbitCluster::restart_node`] works around that). Three nodes
 //!   ([`RabbitClusterBuilder::nodes`]) keep a majority and avoid both.
 //!
-//! Needs root (to run `runuser` and give the folder to `rabbitmq`).
+//! Needs root (to run `runuser` and give the folder to `rabbitmq`). A test process that is
+//! killed (rather than failing) leaves its nodes running, as with the other brokers.
 
 use std::fmt;
 use std::fs;
@@ -69,7 +71,8 @@ pub const C: Node = 2;
 
 /// Where Debian's package puts the real scripts (the `/usr/sbin` ones are wrappers).
 const SCRIPTS_DIR: &str = "/usr/lib/rabbitmq/bin";
-/// How long a node gets to start (measured: ~12 s alone, ~20 s for two at once on 2 cores).
+/// How long a node gets to start (measured on 2 cores: 8–15 s for one node, 15–35 s when two
+/// to four start at once).
 pub const NODE_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long a graceful stop or a CLI command gets.
 pub const CTL_TIMEOUT: Duration = Duration::from_secs(60);
