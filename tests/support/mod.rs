@@ -11,6 +11,8 @@
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
 //! - [`auth_plugin`]: a mosquitto with the SCRAM-SHA-256 enhanced-authentication plugin of
 //!   `tests/plugins/scram_auth.c`, compiled at test time.
+//! - [`rabbitmq`]: a real two-node RabbitMQ cluster (MQTT plugin) on loopback, for failover
+//!   tests; opt-in, see `tests/rabbitmq_cluster_selftest.rs`.
 //!
 //! Clients wired for tests:
 //! - [`broker_client`]: for the `mosquitto_*` suites — `Probe` (one channel per callback
@@ -39,6 +41,7 @@ pub mod corpus;
 pub mod dns;
 pub mod mosquitto;
 pub mod proxies;
+pub mod rabbitmq;
 pub mod scram;
 pub mod scripted;
 pub mod scripted_client;
