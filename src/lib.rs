@@ -120,6 +120,7 @@ mod message;
 mod network;
 mod options;
 mod session;
+mod time;
 mod topic;
 mod types;
 

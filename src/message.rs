@@ -161,6 +161,8 @@ impl MessageInfo {
                 ));
             }
         }
-        self.shared.wait(timeout.map(|t| Instant::now() + t))
+        // A timeout too large for a deadline waits without one.
+        self.shared
+            .wait(timeout.and_then(|t| Instant::now().checked_add(t)))
     }
 }

@@ -236,3 +236,107 @@ fn qos2_message_released_before_disconnect_is_delivered_after_resume() {
     c.disconnect().unwrap();
     c.loop_stop().unwrap();
 }
+
+/// `Duration::MAX` wherever a duration is taken (connect timeout, reconnect delay,
+/// `loop_once`, `wait_for_publish`) saturates instead of panicking.
+#[test]
+fn huge_durations_saturate_instead_of_panicking() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("huge");
+    c.connect_timeout_set(Duration::MAX).unwrap();
+    c.reconnect_delay_set(Duration::MAX, Duration::MAX).unwrap();
+    let ev = hook(&c);
+    // loop_once(MAX) performs the pending connect_async and returns.
+    c.connect_async(HOST, broker.port(), 60).unwrap();
+    c.loop_once(Duration::MAX).unwrap();
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(false, 0));
+    // ... and returns once the CONNACK is handled.
+    c.loop_once(Duration::MAX).unwrap();
+    assert!(matches!(wait_connect(&ev), Ev::Connect { rc: 0, .. }));
+    c.loop_start().unwrap();
+    let info = c.publish("t", "x", QoS::AtLeastOnce, false).unwrap();
+    let waiter = std::thread::spawn(move || info.wait_for_publish(Some(Duration::MAX)));
+    let p = conn.read_packet(T);
+    conn.send(&s::puback(s::packet_id(&p).unwrap()));
+    waiter.join().unwrap().unwrap();
+    // A lost connection schedules a reconnect MAX away: the loop thread lives on.
+    conn.close();
+    ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    c.loop_stop().unwrap();
+    c.loop_start().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// Panics in a value a callback owns when it is dropped (a callback that replaces itself)
+/// happen on the loop thread outside the callback: the loop thread stops, the client stays
+/// usable (loop_stop, loop_start, and the traffic go on).
+#[test]
+fn a_panic_on_the_loop_thread_leaves_the_client_usable() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("dropped on purpose");
+        }
+    }
+    let broker = ScriptedBroker::bind();
+    let c = v311("panicky");
+    let ev = hook(&c);
+    let bomb = PanicOnDrop;
+    let tx = ev.sender();
+    c.on_message(move |c, m| {
+        let _ = &bomb;
+        let _ = tx.send(Ev::message(m));
+        let tx = tx.clone();
+        // Replacing the running callback drops this closure, and the bomb with it, after
+        // the callback returns.
+        c.on_message(move |_c, m| {
+            let _ = tx.send(Ev::message(m));
+        });
+    });
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("a", b"1", 0, 0, false, false));
+    ev.wait_for(T, |e| matches!(e, Ev::Message { .. }));
+    // Whether or not the loop thread died, the client stays usable.
+    let _ = c.loop_stop();
+    c.loop_start().unwrap();
+    conn.send(&s::publish("a", b"2", 0, 0, false, false));
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Message { .. }));
+    assert!(
+        matches!(&e, Ev::Message { payload, .. } if payload == b"2"),
+        "{e:?}"
+    );
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// `Debug` never prints a password: ProxyOptions, and the helpers' options that hold it.
+#[test]
+fn debug_output_hides_passwords() {
+    use mqtt_sync::{publish, subscribe, Auth, ProxyOptions};
+    let proxy = ProxyOptions {
+        addr: "proxy".into(),
+        port: 1080,
+        username: Some("u".into()),
+        password: Some("s3cret".into()),
+        ..Default::default()
+    };
+    assert!(!format!("{proxy:?}").contains("s3cret"), "{proxy:?}");
+    let auth = Some(Auth {
+        username: "u".into(),
+        password: Some("s3cret".into()),
+    });
+    let p = publish::Options {
+        proxy: Some(proxy.clone()),
+        auth: auth.clone(),
+        ..Default::default()
+    };
+    assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
+    let s = subscribe::Options {
+        proxy: Some(proxy),
+        auth,
+        ..Default::default()
+    };
+    assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
+}

@@ -110,7 +110,7 @@ impl Client {
                 return Ok(Prepared::Done(r));
             }
         }
-        let mut deadline = now + max_wait;
+        let mut deadline = crate::time::after(now, max_wait);
         // Write what is pending before waiting — unless a publisher on another thread is in
         // the middle of a burst: it writes large batches itself, and this thread only writes
         // the tail once the burst is over (checked each millisecond, poll's resolution).
@@ -282,8 +282,9 @@ impl Client {
             st.runner = Runner::Forever;
         }
         let _g = self.inner.loop_threads.enter();
+        let reset = RunnerReset(&self.inner);
         let r = self.run_forever(retry_first_connection);
-        self.inner.lock().runner = Runner::Idle;
+        drop(reset);
         // Anything queued between the last pass and the end of the loop runs here.
         self.dispatch();
         r
@@ -355,7 +356,7 @@ impl Client {
         let here = self.inner.loop_threads.is_current();
         let handle = {
             let mut st = self.inner.lock();
-            let deadline = Instant::now() + st.opts.connect_timeout;
+            let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
             match &mut st.runner {
                 Runner::Thread {
                     handle: handle @ Some(_),
@@ -455,10 +456,47 @@ impl Client {
     }
 }
 
-/// The loop thread. Between passes, and while it waits in `poll`, it holds only weak
-/// references to the user's handles, so dropping the last `Client` shuts it down.
+/// Puts the runner back when a loop ends, also when it ends by a panic, so that the client
+/// stays usable (`loop_start` / `loop_forever` work again).
+struct RunnerReset<'a>(&'a Inner);
+
+impl Drop for RunnerReset<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.runner = match std::mem::replace(&mut st.runner, Runner::Idle) {
+            Runner::Thread {
+                handle: Some(h), ..
+            } => Runner::Ended(h),
+            _ => Runner::Idle,
+        };
+    }
+}
+
+/// The loop thread: runs the loop; a panic (a bug, or a callback's captured value that panics
+/// when dropped) is logged and ends the thread, leaving the client usable.
 fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
     let _g = inner.loop_threads.enter();
+    let reset = RunnerReset(&inner);
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread_loop(&inner, &user)));
+    drop(reset);
+    if run.is_err() {
+        log::error!(
+            target: "mqtt_sync",
+            "the network loop thread panicked and stopped; loop_start() starts a new one"
+        );
+    }
+    if let Some(tok) = user.upgrade() {
+        Client {
+            user: tok,
+            inner: inner.clone(),
+        }
+        .dispatch();
+    }
+}
+
+/// The passes of the loop thread. Between passes, and while it waits in `poll`, it holds only
+/// weak references to the user's handles, so dropping the last `Client` shuts it down.
+fn thread_loop(inner: &Arc<Inner>, user: &Weak<UserToken>) {
     let client_now = || {
         Some(Client {
             user: user.upgrade()?,
@@ -487,17 +525,5 @@ fn thread_main(inner: Arc<Inner>, user: Weak<UserToken>) {
             break;
         };
         let _ = client.finish(w, Mode::Forever);
-    }
-    {
-        let mut st = inner.lock();
-        st.runner = match std::mem::replace(&mut st.runner, Runner::Idle) {
-            Runner::Thread {
-                handle: Some(h), ..
-            } => Runner::Ended(h),
-            _ => Runner::Idle,
-        };
-    }
-    if let Some(client) = client_now() {
-        client.dispatch();
     }
 }

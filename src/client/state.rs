@@ -208,11 +208,11 @@ impl State {
     pub(super) fn schedule_reconnect(&mut self, now: Instant, first_failed: bool) {
         let delay = match self.backoff {
             None => self.opts.reconnect_min,
-            Some(d) => (d * 2).min(self.opts.reconnect_max),
+            Some(d) => d.saturating_mul(2).min(self.opts.reconnect_max),
         };
         self.backoff = Some(delay);
         self.link = Link::Waiting(Retry::At {
-            at: now + delay,
+            at: crate::time::after(now, delay),
             first_failed,
         });
     }

@@ -75,7 +75,7 @@ pub(crate) struct ConnectParams<'a> {
 
 impl ConnectParams<'_> {
     pub(crate) fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout
+        crate::time::after(Instant::now(), self.timeout)
     }
 }
 

@@ -23,8 +23,9 @@ pub enum ProxyType {
 }
 
 /// Proxy settings for `Client::proxy_set` (Paho's `proxy_set(**proxy_args)`). `Default` is
-/// a SOCKS5 proxy with `rdns: true`, as Paho's `proxy_rdns` default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// a SOCKS5 proxy with `rdns: true`, as Paho's `proxy_rdns` default. `Debug` hides the
+/// password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProxyOptions {
     /// SOCKS5 or HTTP CONNECT.
     pub proxy_type: ProxyType,
@@ -38,6 +39,19 @@ pub struct ProxyOptions {
     pub password: Option<String>,
     /// SOCKS5: let the proxy resolve the broker's name. Default true, as in Paho.
     pub rdns: bool,
+}
+
+impl std::fmt::Debug for ProxyOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyOptions")
+            .field("proxy_type", &self.proxy_type)
+            .field("addr", &self.addr)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("rdns", &self.rdns)
+            .finish()
+    }
 }
 
 impl Default for ProxyOptions {
@@ -127,9 +141,11 @@ pub(crate) fn proxy_from_env(
 /// optional port (default 1080 for SOCKS, 8080 for HTTP). `socks://` and `socks5h://` let the
 /// proxy resolve the broker's name (Paho's default); `socks5://` resolves it locally (as curl).
 pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
+    // Every message quotes the URL without its user name and password.
+    let shown = redacted(url);
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         Error::invalid(format!(
-            "proxy URL {url:?} has no scheme (socks5:// or http://)"
+            "proxy URL {shown:?} has no scheme (socks5:// or http://)"
         ))
     })?;
     let (proxy_type, rdns, default_port) = match scheme.to_ascii_lowercase().as_str() {
@@ -138,7 +154,7 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
         "http" => (ProxyType::Http, false, 8080),
         other => {
             return Err(Error::invalid(format!(
-                "proxy URL {url:?}: unsupported scheme {other:?} (socks://, socks5://, socks5h:// or http://)"
+                "proxy URL {shown:?}: unsupported scheme {other:?} (socks://, socks5://, socks5h:// or http://)"
             )))
         }
     };
@@ -158,11 +174,15 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
     let (host, port) = if let Some(after) = hostport.strip_prefix('[') {
         let (h, tail) = after
             .split_once(']')
-            .ok_or_else(|| Error::invalid(format!("proxy URL {url:?}: unclosed '['")))?;
+            .ok_or_else(|| Error::invalid(format!("proxy URL {shown:?}: unclosed '['")))?;
         let port = match tail.strip_prefix(':') {
             Some(p) => Some(p),
             None if tail.is_empty() => None,
-            None => return Err(Error::invalid(format!("proxy URL {url:?}: junk after ']'"))),
+            None => {
+                return Err(Error::invalid(format!(
+                    "proxy URL {shown:?}: junk after ']'"
+                )))
+            }
         };
         (h, port)
     } else {
@@ -177,10 +197,10 @@ pub(crate) fn parse_proxy_url(url: &str) -> Result<ProxyOptions> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
-            .ok_or_else(|| Error::invalid(format!("proxy URL {url:?}: bad port {p:?}")))?,
+            .ok_or_else(|| Error::invalid(format!("proxy URL {shown:?}: bad port {p:?}")))?,
     };
     if host.is_empty() {
-        return Err(Error::invalid(format!("proxy URL {url:?} has no host")));
+        return Err(Error::invalid(format!("proxy URL {shown:?} has no host")));
     }
     Ok(ProxyOptions {
         proxy_type,
@@ -202,7 +222,9 @@ fn percent_decode(s: &str) -> Result<String> {
                 .get(i + 1..i + 3)
                 .and_then(|h| std::str::from_utf8(h).ok())
                 .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Error::invalid(format!("bad percent-encoding in {s:?}")))?;
+                .ok_or_else(|| {
+                    Error::invalid("proxy URL: bad percent-encoding in the user name or password")
+                })?;
             out.push(hex);
             i += 3;
         } else {
@@ -210,7 +232,26 @@ fn percent_decode(s: &str) -> Result<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::invalid(format!("{s:?} is not UTF-8 once decoded")))
+    String::from_utf8(out).map_err(|_| {
+        Error::invalid("proxy URL: the user name or password is not UTF-8 once decoded")
+    })
+}
+
+/// `url` with everything before the host hidden (`socks5://***@proxy:1080`): what error
+/// messages and log lines may quote.
+pub(crate) fn redacted(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let rest = match rest.rfind('@') {
+        Some(i) => format!("***{}", &rest[i..]),
+        None => rest.to_string(),
+    };
+    match scheme {
+        Some(s) => format!("{s}://{rest}"),
+        None => rest,
+    }
 }
 
 /// Whether `host` is listed in a `no_proxy` value (as Python's `proxy_bypass_environment`):
@@ -508,6 +549,32 @@ pub(crate) fn base64(input: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reliability I, defect 10: no error or log line of a proxy URL quotes its password.
+    #[test]
+    fn proxy_url_errors_hide_the_credentials() {
+        for url in [
+            "socks5://user:s3cret@proxy:notaport",
+            "socks5://user:s3cret@",
+            "ftp://user:s3cret@proxy:1080",
+            "user:s3cret@proxy:1080",
+            "socks5://user:s3cret@[::1",
+            "socks5://user:s3cret@[::1]x",
+            "socks5://user:s3%ZZcret@proxy",
+            "http://user:s3cret%FF@proxy",
+        ] {
+            let e = parse_proxy_url(url).unwrap_err().to_string();
+            assert!(!e.contains("s3"), "{url}: {e}");
+            let warned = proxy_from_env("broker", Some(url), None);
+            assert!(warned.is_none());
+        }
+        assert_eq!(
+            redacted("socks5://u:p@proxy:1080/x"),
+            "socks5://***@proxy:1080/x"
+        );
+        assert_eq!(redacted("u:p@proxy"), "***@proxy");
+        assert_eq!(redacted("http://proxy:8080"), "http://proxy:8080");
+    }
 
     #[test]
     fn base64_matches_rfc4648_vectors() {

@@ -582,7 +582,7 @@ impl Session {
         self.ping_sent = None;
         self.last_in = now;
         self.last_out = now;
-        self.connack_deadline = Some(now + timeout);
+        self.connack_deadline = Some(crate::time::after(now, timeout));
         self.connect_clean = connect.clean_start;
         self.connect_had_id = !connect.client_id.is_empty();
         self.inflight = 0;
