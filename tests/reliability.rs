@@ -6,7 +6,7 @@ mod support;
 
 use support::broker_client::{client, finish, sub, tag, Probe};
 use support::scripted_client::*;
-use support::Mosquitto;
+use support::{wait_until, Mosquitto};
 
 /// Connect, disconnect, loop_stop, reinitialise, connect again: messages of the new connection
 /// reach on_message and are acknowledged (the marker that drops the messages of a connection
@@ -339,4 +339,93 @@ fn debug_output_hides_passwords() {
         ..Default::default()
     };
     assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
+}
+
+/// Without a loop thread, while one thread drives the loop with loop_once and another
+/// publishes and subscribes, callbacks never run on two threads at once, and each kind runs
+/// in order.
+#[test]
+fn callbacks_never_run_concurrently_with_loop_once_and_a_publishing_thread() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let broker = ScriptedBroker::bind();
+    let c = v311("oneatatime");
+    let active = Arc::new(AtomicUsize::new(0));
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let published = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::new(AtomicUsize::new(0));
+    let enter = {
+        let (active, overlaps) = (active.clone(), overlaps.clone());
+        move || {
+            if active.fetch_add(1, Ordering::SeqCst) != 0 {
+                overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            // Stay a little inside the callback, so that an overlap shows.
+            std::thread::sleep(Duration::from_micros(300));
+            active.fetch_sub(1, Ordering::SeqCst);
+        }
+    };
+    {
+        let (enter, published) = (enter.clone(), published.clone());
+        c.on_publish(move |_, mid, _, _| {
+            enter();
+            published.lock().unwrap().push(mid);
+        });
+    }
+    {
+        let (enter, received) = (enter.clone(), received.clone());
+        c.on_message(move |_, _| {
+            enter();
+            received.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    let (connected_tx, connected_rx) = std::sync::mpsc::channel();
+    c.on_connect(move |_, _, _, _| {
+        let _ = connected_tx.send(());
+    });
+    c.connect(HOST, broker.port(), 60).unwrap();
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(false, 0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let driver = {
+        let (c, stop) = (c.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let _ = c.loop_once(Duration::from_millis(50));
+            }
+        })
+    };
+    connected_rx.recv_timeout(T).unwrap();
+    let n = 200;
+    let feeder = std::thread::spawn(move || {
+        for i in 0..n {
+            conn.send(&s::publish(
+                "in",
+                format!("{i}").as_bytes(),
+                0,
+                0,
+                false,
+                false,
+            ));
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        conn
+    });
+    let mut mids = Vec::new();
+    for i in 0..n {
+        mids.push(
+            c.publish("out", format!("{i}"), QoS::AtMostOnce, false)
+                .unwrap()
+                .mid(),
+        );
+    }
+    let conn = feeder.join().unwrap();
+    wait_until(T, || {
+        received.load(Ordering::SeqCst) == n && published.lock().unwrap().len() == n
+    });
+    stop.store(true, Ordering::SeqCst);
+    driver.join().unwrap();
+    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "callbacks overlapped");
+    assert_eq!(*published.lock().unwrap(), mids, "on_publish in order");
+    drop(conn);
 }

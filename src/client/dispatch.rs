@@ -13,6 +13,15 @@ use crate::topic::{shared_filter, topic_matches_sub};
 use crate::types::{LogLevel, QoS, ReasonCode};
 use crate::Message;
 
+/// Holds the dispatch token; gives it back when dropped (also by a panic).
+struct DispatchToken<'a>(&'a Inner);
+
+impl Drop for DispatchToken<'_> {
+    fn drop(&mut self) {
+        self.0.dispatching.store(false, Ordering::Release);
+    }
+}
+
 thread_local! {
     /// Depth of callback dispatch on this thread (no nested dispatch, no blocking waits).
     static IN_DISPATCH: Cell<u32> = const { Cell::new(0) };
@@ -74,41 +83,67 @@ impl Client {
         }
     }
 
-    /// After a user-thread operation: emit log lines, and either wake the loop thread to
-    /// dispatch events or (with no loop thread) dispatch them here.
+    /// After a user-thread operation: emit log lines; then the callbacks of the events it
+    /// queued run on the thread that drives the loop — the loop thread (woken), a thread in
+    /// `loop_once`/`loop_read`/... (woken, or at its next call) — or, when no thread is in
+    /// the loop, here (as Paho runs them in the call).
     pub(super) fn after_op(&self) {
-        let (logs, has_events, background, wake) = {
+        let (logs, here, wake) = {
             let mut st = self.inner.lock();
             let has_events = st.session.has_events();
-            let background = st.runner.running() && !self.inner.loop_threads.is_current();
-            // One wake-up until the loop thread dispatches, however many events queue; none
-            // during a publish burst, when the loop thread already runs on a 1 ms tick.
-            let wake =
-                has_events && background && !st.flow.dispatch_scheduled && !st.flow.flush_scheduled;
+            let me = self.inner.loop_threads.is_current();
+            let background = st.runner.running() && !me;
+            let looping = self.inner.loop_calls.load(Ordering::SeqCst) > 0 && !me;
+            // One wake-up until the loop dispatches, however many events queue; none during
+            // a publish burst, when the loop thread already runs on a 1 ms tick.
+            let wake = has_events
+                && (background || looping)
+                && !st.flow.dispatch_scheduled
+                && !st.flow.flush_scheduled;
             if wake {
                 st.flow.dispatch_scheduled = true;
             }
-            (st.session.take_logs(), has_events, background, wake)
+            let here = has_events && !background && !looping && !in_dispatch();
+            (st.session.take_logs(), here, wake)
         };
         self.emit_logs(logs);
         if wake {
             self.inner.wake();
-        } else if has_events && !background && !in_dispatch() {
+        } else if here {
             self.dispatch();
         }
     }
 
-    /// Runs every queued callback, in order, with no internal lock held. Messages of a
-    /// connection the user called `disconnect()` on are not delivered and not acknowledged
-    /// (the broker keeps QoS 1/2 ones; a released QoS 2 message goes back to the session,
-    /// which delivers it when a resumed session re-sends its PUBREL); the others are
+    /// Runs every queued callback, in order, with no internal lock held, and never on two
+    /// threads at once: one thread holds the dispatch token; another that finds it taken
+    /// leaves its events to that thread, which looks once more after giving the token back.
+    /// Messages of a connection the user called `disconnect()` on are not delivered and not
+    /// acknowledged (the broker keeps QoS 1/2 ones; a released QoS 2 message goes back to the
+    /// session, which delivers it when a resumed session re-sends its PUBREL); the others are
     /// acknowledged after their callback (`Session::delivered`).
     pub(super) fn dispatch(&self) {
         if in_dispatch() {
             return;
         }
-        IN_DISPATCH.with(|d| d.set(d.get() + 1));
-        let _guard = self.inner.loop_threads.enter();
+        loop {
+            if self.inner.dispatching.swap(true, Ordering::AcqRel) {
+                return;
+            }
+            let token = DispatchToken(&self.inner);
+            IN_DISPATCH.with(|d| d.set(d.get() + 1));
+            let guard = self.inner.loop_threads.enter();
+            self.run_queued();
+            drop(guard);
+            IN_DISPATCH.with(|d| d.set(d.get() - 1));
+            drop(token);
+            // Events queued after the last look, while the token was still held, are ours.
+            if !self.inner.lock().session.has_events() {
+                return;
+            }
+        }
+    }
+
+    fn run_queued(&self) {
         loop {
             let (events, logs, manual) = {
                 let mut st = self.inner.lock();
@@ -154,7 +189,6 @@ impl Client {
                 self.inner.flush_or_close(&mut st);
             }
         }
-        IN_DISPATCH.with(|d| d.set(d.get() - 1));
     }
 
     /// Runs the callback of one event (messages: [`Client::dispatch_message`]).

@@ -10,6 +10,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -252,6 +253,7 @@ impl Client {
             ));
         }
         let _g = self.inner.loop_threads.enter();
+        let _call = LoopCall::enter(&self.inner);
         self.iterate(timeout, Mode::Once)
     }
 
@@ -401,6 +403,7 @@ impl Client {
     /// Runs one external-loop step `f` on the open connection, then the callbacks.
     fn external(&self, f: impl FnOnce(&Client, &mut State) -> Result<()>) -> Result<()> {
         let _g = self.inner.loop_threads.enter();
+        let _call = LoopCall::enter(&self.inner);
         let mut st = self.inner.lock();
         if !st.link.is_open() {
             return Err(Error::NoConnection);
@@ -453,6 +456,22 @@ impl Client {
             }
             Ok(()) => c.write_or_lost(st),
         })
+    }
+}
+
+/// Counts a thread inside `loop_once` or an external-loop call (see `Client::after_op`).
+struct LoopCall<'a>(&'a Inner);
+
+impl<'a> LoopCall<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        inner.loop_calls.fetch_add(1, Ordering::SeqCst);
+        LoopCall(inner)
+    }
+}
+
+impl Drop for LoopCall<'_> {
+    fn drop(&mut self) {
+        self.0.loop_calls.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -20,7 +20,7 @@
 //! or write the socket, so `publish()` writes at once from the calling thread. The loop
 //! thread waits in `poll` without any lock. Callbacks run with no internal lock held.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread;
 
@@ -71,6 +71,11 @@ pub(crate) struct Inner {
     /// The connection the user called `disconnect()` on (0: none): its messages that are
     /// not yet dispatched are dropped (unacknowledged, so the broker keeps QoS 1/2 ones).
     discard_conn: AtomicU64,
+    /// A thread is running callbacks: the token that makes them run one at a time.
+    dispatching: AtomicBool,
+    /// Threads inside `loop_once`, `loop_read`, `loop_write` or `loop_misc`: they run the
+    /// callbacks, not a thread that publishes meanwhile.
+    loop_calls: AtomicUsize,
 }
 
 /// Dropping the last one of these (held only by user `Client` handles) shuts the client down.
@@ -265,6 +270,8 @@ impl Client {
             has_on_log: AtomicBool::new(false),
             last_conn_id: AtomicU64::new(0),
             discard_conn: AtomicU64::new(0),
+            dispatching: AtomicBool::new(false),
+            loop_calls: AtomicUsize::new(0),
         });
         let user = Arc::new(UserToken {
             inner: Arc::downgrade(&inner),
