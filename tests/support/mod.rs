@@ -4,6 +4,8 @@
 //! items that a given test does not use must not warn: hence the crate-wide allow below.
 //!
 //! - [`mosquitto`]: a real broker (mosquitto 2.x) as a child process on free ports.
+//! - [`rumqttd`]: a second real broker (rumqttd, built from crates.io as the workspace member
+//!   `interop/rumqttd`) as a child process on free ports, one listener per protocol.
 //! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
 //!   packet builders.
 //! - [`bytes`]: the byte mini-language of the mosquitto conformance corpus, hex helpers.
@@ -23,9 +25,11 @@ pub mod h;
 pub mod mosquitto;
 pub mod probe;
 pub mod proxies;
+pub mod rumqttd;
 pub mod scripted;
 pub mod wait;
 
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use rumqttd::{Rumqttd, RumqttdBuilder};
 pub use scripted::{ScriptedBroker, ScriptedConn};
 pub use wait::{wait_until, Events, T};
