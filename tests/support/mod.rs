@@ -4,7 +4,7 @@
 //! items that a given test does not use must not warn: hence the crate-wide allow below.
 //!
 //! - [`mosquitto`]: a real broker (mosquitto 2.x) as a child process on free ports.
-//! - [`rumqttd`]: a second real broker (rumqttd, built from crates.io as the workspace member
+//! - [`rumqttd`]: a second real broker (the rumqttd crate, built as the workspace member
 //!   `interop/rumqttd`) as a child process on free ports, one listener per protocol.
 //! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
 //!   packet builders.

@@ -1,4 +1,4 @@
-//! A real rumqttd broker (the `rumqttd` crate from crates.io) as a child process on free
+//! A real rumqttd broker (the `rumqttd` crate, version 0.20.0) as a child process on free
 //! ports of 127.0.0.1, configured in a temporary folder that also holds its log.
 //!
 //! ```ignore
