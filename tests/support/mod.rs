@@ -5,6 +5,8 @@
 //!
 //! Brokers and servers the tests start:
 //! - [`mosquitto`]: a real broker (mosquitto 2.x) as a child process on free ports.
+//! - [`rumqttd`]: a second real broker (the rumqttd crate, built as the workspace member
+//!   `interop/rumqttd`) as a child process on free ports, one listener per protocol.
 //! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
 //!   packet builders.
 //! - [`proxies`]: dante, microsocks and tinyproxy; [`dns`]: dnsmasq with SRV records.
@@ -42,6 +44,7 @@ pub mod dns;
 pub mod mosquitto;
 pub mod proxies;
 pub mod rabbitmq;
+pub mod rumqttd;
 pub mod scram;
 pub mod scripted;
 pub mod scripted_client;
@@ -49,5 +52,6 @@ pub mod transport_probe;
 pub mod wait;
 
 pub use mosquitto::{Mosquitto, MosquittoBuilder};
+pub use rumqttd::{Rumqttd, RumqttdBuilder};
 pub use scripted::{ScriptedBroker, ScriptedConn};
 pub use wait::{wait_until, Events, T};
