@@ -7,7 +7,7 @@ mod support;
 // rumqttd does differently from mosquitto is in docs/interop-rumqttd-notes.md.
 
 use mqtt_sync::{Protocol, QoS, ReasonCode};
-use support::mosq::{finish, sub, tag};
+use support::broker_client::{finish, sub, tag};
 use support::rumqttd::started;
 use support::{Rumqttd, T};
 

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use mqtt_sync::{Client, Protocol};
 use tempfile::TempDir;
 
-use super::mosq::{client, Probe};
+use super::broker_client::{client, Probe};
 
 /// How long a broker gets to become ready (every listener accepting).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -591,7 +591,7 @@ impl Drop for Rumqttd {
     }
 }
 
-/// A client (from [`super::mosq::client`]) with a probe, connected to the listener of
+/// A client (from [`super::broker_client::client`]) with a probe, connected to the listener of
 /// `proto` with `loop_start`.
 #[track_caller]
 pub fn started(broker: &Rumqttd, proto: Protocol, id: &str) -> (Client, Probe) {
