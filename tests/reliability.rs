@@ -429,3 +429,125 @@ fn callbacks_never_run_concurrently_with_loop_once_and_a_publishing_thread() {
     assert_eq!(*published.lock().unwrap(), mids, "on_publish in order");
     drop(conn);
 }
+
+/// What /proc says a descriptor of this process is ("socket:[inode]"), if it is open.
+fn fd_target(fd: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .ok()
+        .map(|p| p.display().to_string())
+}
+
+/// on_socket_close (and on_socket_unregister_write) run while the descriptor they get is
+/// still the client's socket, so an external select/epoll loop can unregister it.
+#[test]
+fn socket_close_callbacks_run_before_the_socket_is_closed() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("sockclose");
+    let ev = hook(&c);
+    let opened: Events<(i32, Option<String>)> = Events::new();
+    let closed: Events<(&'static str, i32, Option<String>)> = Events::new();
+    let tx = opened.sender();
+    c.on_socket_open(move |_, fd| {
+        let _ = tx.send((fd, fd_target(fd)));
+    });
+    let tx = closed.sender();
+    c.on_socket_close(move |_, fd| {
+        let _ = tx.send(("close", fd, fd_target(fd)));
+    });
+    let tx = closed.sender();
+    c.on_socket_unregister_write(move |_, fd| {
+        let _ = tx.send(("unregister_write", fd, fd_target(fd)));
+    });
+    c.on_socket_register_write(|_, _| {});
+    let conn = start(&broker, &c, &ev, 60);
+    let (fd, target) = opened.wait(T);
+    let target = target.expect("the socket is open at on_socket_open");
+    assert!(target.starts_with("socket:"), "{target}");
+    // The broker goes away: every close-side socket callback still sees the same socket.
+    conn.close();
+    loop {
+        let (what, cfd, now) = closed.wait(T);
+        assert_eq!(cfd, fd);
+        assert_eq!(
+            now.as_deref(),
+            Some(target.as_str()),
+            "{what}: descriptor {fd} is no longer the client's socket"
+        );
+        if what == "close" {
+            break;
+        }
+    }
+    c.loop_stop().unwrap();
+}
+
+/// What `on_pre_connect` changes (here the proxy and the credentials) applies to the attempt
+/// it runs for, as in Paho.
+#[test]
+fn on_pre_connect_changes_apply_to_that_attempt() {
+    use mqtt_sync::{ProxyOptions, ProxyType};
+    use std::io::{Read, Write};
+    let proxy = ScriptedBroker::bind();
+    let port = proxy.port();
+    let c = v311("prec");
+    c.on_pre_connect(move |c| {
+        c.proxy_set(ProxyOptions {
+            proxy_type: ProxyType::Http,
+            addr: HOST.into(),
+            port,
+            ..Default::default()
+        })
+        .unwrap();
+        c.username_pw_set("late", None).unwrap();
+    });
+    let c2 = c.clone();
+    let connector = std::thread::spawn(move || c2.connect("broker.invalid", 1883, 60));
+    let mut conn = proxy.accept(T);
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.set_read_timeout(Some(T)).unwrap();
+    let mut request = Vec::new();
+    let mut byte = [0u8; 1];
+    while !request.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "request cut short");
+        request.push(byte[0]);
+    }
+    let request = String::from_utf8_lossy(&request).into_owned();
+    assert!(
+        request.starts_with("CONNECT broker.invalid:1883 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    stream.write_all(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    let connect = conn.read_packet(T);
+    assert!(
+        connect.windows(4).any(|w| w == b"late"),
+        "CONNECT carries the user name set in on_pre_connect: {}",
+        hex(&connect)
+    );
+    connector.join().unwrap().unwrap();
+}
+
+/// With the default reconnect_on_failure, loop_forever retries a refused CONNACK, as Paho
+/// does (it returns only after disconnect()).
+#[test]
+fn loop_forever_retries_a_refused_connack() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("lfretry");
+    fast_reconnect(&c);
+    let ev = hook(&c);
+    c.on_connect(|c, _, rc, _| {
+        if !rc.is_failure() {
+            c.disconnect().unwrap();
+        }
+    });
+    c.connect(HOST, broker.port(), 60).unwrap();
+    let c2 = c.clone();
+    let forever = std::thread::spawn(move || c2.loop_forever());
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(false, 5));
+    let mut conn = broker.accept(T);
+    conn.read_packet(T);
+    conn.send(&s::connack(false, 0));
+    conn.expect_packet(&s::disconnect(), T);
+    forever.join().unwrap().unwrap();
+    drop(ev);
+}

@@ -98,13 +98,15 @@ impl Client {
         /// an empty list).
         fn on_unsubscribe: OnSubAck, (&Client, u16, &[ReasonCode], &Properties));
     setter!(
-        /// `on_pre_connect(client)`: just before a connection attempt.
+        /// `on_pre_connect(client)`: just before a connection attempt; what it changes
+        /// (proxy, TLS, WebSocket headers, credentials) applies to that attempt.
         fn on_pre_connect: OnClient, (&Client));
     setter!(
         /// `on_socket_open(client, fd)`: a socket was connected (external loops).
         fn on_socket_open: OnSocket, (&Client, RawFd));
     setter!(
-        /// `on_socket_close(client, fd)`: the socket is about to be closed.
+        /// `on_socket_close(client, fd)`: the socket is about to be closed; `fd` is still open
+        /// while this runs (unregister it from your loop here).
         fn on_socket_close: OnSocket, (&Client, RawFd));
     setter!(
         /// `on_socket_register_write(client, fd)`: output is waiting; watch the socket for

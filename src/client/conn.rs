@@ -211,19 +211,28 @@ impl Inner {
             other => other,
         };
         let quiet = matches!(why, Ended::Quiet);
+        let (closing, reconnect_after_close) = (c.closing, c.reconnect_after_close);
         let _ = self.registry.deregister(&mut SourceFd(&c.fd));
         c.stream.shutdown();
+        let mut last = None;
         if c.write_registered {
             st.session
                 .push_event(Event::Socket(SocketEvent::UnregisterWrite, c.fd));
+            last = Some(SocketEvent::UnregisterWrite);
         }
         if !quiet {
             st.session
                 .push_event(Event::Socket(SocketEvent::Close, c.fd));
+            last = Some(SocketEvent::Close);
+        }
+        if let Some(kind) = last {
+            // The descriptor stays ours until those callbacks ran (dispatch drops it).
+            let Conn { id, stream, .. } = *c;
+            st.retired.push((id, kind, stream));
         }
         let err = st.session.connection_closed(why);
-        st.link = if c.closing {
-            if c.reconnect_after_close {
+        st.link = if closing {
+            if reconnect_after_close {
                 Link::Waiting(Retry::Now)
             } else {
                 Link::Idle
@@ -233,7 +242,7 @@ impl Inner {
         };
         if let Some(e) = err {
             st.last_error = Some(e);
-            if !c.closing {
+            if !closing {
                 st.schedule_reconnect(now, false);
             }
         }

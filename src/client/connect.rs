@@ -129,24 +129,33 @@ impl Client {
         r
     }
 
-    /// Opens a connection: the blocking set-up runs without the lock (the link is `Opening`
+    /// Opens a connection: `on_pre_connect` runs first (what it changes applies to this
+    /// attempt), then the blocking set-up runs without the lock (the link is `Opening`
     /// meanwhile), then the connection is installed and CONNECT written.
     pub(super) fn open_connection(&self) -> Result<()> {
-        let (host, port, transport, bind_address, bind_port, timeout, net) = {
+        {
             let mut st = self.inner.lock();
             if matches!(st.link, Link::Shutdown) {
                 return Err(Error::state("the client is shut down"));
             }
-            let Some(host) = st.opts.host.clone() else {
+            if st.opts.host.is_none() {
                 return Err(Error::state(
                     "reconnect() before connect(): no host to connect to",
                 ));
-            };
+            }
             if matches!(st.link, Link::Opening) {
                 return Err(Error::state("a connection attempt is already in progress"));
             }
             self.inner.close_conn(&mut st, Ended::Quiet);
             st.link = Link::Opening;
+        }
+        let slot = self.inner.callbacks().on_pre_connect.clone();
+        call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
+        let (host, port, transport, bind_address, bind_port, timeout, net) = {
+            let st = self.inner.lock();
+            let (Link::Opening, Some(host)) = (&st.link, st.opts.host.clone()) else {
+                return Err(Error::state("disconnect() was called while connecting"));
+            };
             let o = &st.opts;
             (
                 host,
@@ -158,8 +167,6 @@ impl Client {
                 o.net.clone(),
             )
         };
-        let slot = self.inner.callbacks().on_pre_connect.clone();
-        call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
         self.log(LogLevel::Debug, &format!("Connecting to {host}:{port}"));
         let opened = network::open(&network::ConnectParams {
             host: &host,

@@ -175,6 +175,13 @@ impl Client {
                             delivered.push((conn, mid, qos));
                         }
                     }
+                    Event::Socket(kind, fd) => {
+                        self.dispatch_one(Event::Socket(kind, fd));
+                        let mut st = self.inner.lock();
+                        // A closed connection's stream, kept for these callbacks: close it now.
+                        st.retired
+                            .retain(|(id, last, _)| !(*id == conn && *last == kind));
+                    }
                     other => self.dispatch_one(other),
                 }
             }

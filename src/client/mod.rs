@@ -210,6 +210,7 @@ impl Inner {
             self.close_conn(&mut st, Ended::Quiet);
             st.link = Link::Shutdown;
             st.session.clear_events();
+            st.retired.clear();
             st.session.abandon_all();
             match &mut st.runner {
                 Runner::Thread { handle, .. } => handle.take(),

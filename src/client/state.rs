@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::config::Options;
 use super::conn::Conn;
-use crate::session::{Phase, Session, SessionConfig};
+use crate::network::NetStream;
+use crate::session::{Phase, Session, SessionConfig, SocketEvent};
 use crate::Error;
 
 /// Where the connection is in its life.
@@ -148,6 +149,10 @@ pub(super) struct State {
     pub last_error: Option<Error>,
     pub flow: WriteFlow,
     pub reporting: Reporting,
+    /// Closed connections' streams kept open until the socket callbacks of their close ran
+    /// (`on_socket_unregister_write`, `on_socket_close` get a descriptor that is still
+    /// theirs): connection id, the event after which the stream is dropped, the stream.
+    pub retired: Vec<(u64, SocketEvent, Box<dyn NetStream>)>,
 }
 
 impl State {
@@ -168,6 +173,7 @@ impl State {
                 space_waiters: 0,
             },
             reporting,
+            retired: Vec::new(),
         };
         st.sync_session();
         st
