@@ -551,3 +551,185 @@ fn loop_forever_retries_a_refused_connack() {
     forever.join().unwrap().unwrap();
     drop(ev);
 }
+
+/// A thread that publishes 1 KiB QoS 0 messages until `stop` or an error; reports each
+/// published count and, at the end, how it ended. 40 MB do not fit into the loopback
+/// socket buffers plus 64 KiB, so against a broker that does not read it ends up blocked.
+struct Flood {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    ended: Events<std::result::Result<u32, String>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+const FLOOD_N: u32 = 40_000;
+
+fn flood(c: &Client) -> Flood {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let ended = Events::new();
+    let (c, st, tx) = (c.clone(), stop.clone(), ended.sender());
+    let thread = std::thread::spawn(move || {
+        let mut payload = vec![0x5a; 1024];
+        for i in 0..FLOOD_N {
+            if st.load(Ordering::SeqCst) {
+                let _ = tx.send(Ok(i));
+                return;
+            }
+            payload[..4].copy_from_slice(&i.to_be_bytes());
+            if let Err(e) = c.publish("flood", &payload[..], QoS::AtMostOnce, false) {
+                let _ = tx.send(Err(format!("{e:?}")));
+                return;
+            }
+        }
+        let _ = tx.send(Ok(FLOOD_N));
+    });
+    Flood {
+        stop,
+        ended,
+        thread,
+    }
+}
+
+fn flooded_client(id: &str) -> (ScriptedBroker, Client, Events<Ev>, ScriptedConn, Flood) {
+    let broker = ScriptedBroker::bind();
+    let c = v311(id);
+    let ev = hook(&c);
+    c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    let conn = start(&broker, &c, &ev, 60);
+    let f = flood(&c);
+    // The broker reads nothing: the publisher is held.
+    f.ended.assert_none_within(Duration::from_millis(500));
+    (broker, c, ev, conn, f)
+}
+
+/// A publisher held by backpressure writes what the socket takes itself: when the loop
+/// thread is inside a callback that waits for the publisher, the flood still goes through
+/// as soon as the broker reads, whole and in order.
+#[test]
+fn a_held_publisher_writes_itself_while_the_loop_thread_waits_in_a_callback() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("heldwrite");
+    let ev = hook(&c);
+    c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let in_callback: Events<()> = Events::new();
+    let tx = in_callback.sender();
+    c.on_message(move |_, _| {
+        let _ = tx.send(());
+        // The application waits for its publisher (within a bound, for the test's sake).
+        let _ = release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(30));
+    });
+    let mut conn = start(&broker, &c, &ev, 60);
+    conn.send(&s::publish("wait", b"", 0, 0, false, false));
+    in_callback.wait(T);
+    let f = flood(&c);
+    f.ended.assert_none_within(Duration::from_millis(500));
+    // The broker reads: the held publisher gets through on its own, although the loop thread
+    // stays in the callback until the publisher is done (then the loop thread writes what a
+    // burst left behind).
+    let mut ended = None;
+    for i in 0..FLOOD_N {
+        if ended.is_none() {
+            ended = f.ended.try_recv();
+            if ended.is_some() {
+                release_tx.send(()).unwrap();
+            }
+        }
+        let p = conn.read_packet(T);
+        let at = s::body_offset(&p) + 2 + "flood".len();
+        assert_eq!(
+            p[at..at + 4],
+            i.to_be_bytes(),
+            "message {i} lost or out of order"
+        );
+    }
+    let ended = ended.or_else(|| f.ended.try_recv());
+    assert_eq!(ended, Some(Ok(FLOOD_N)), "the publisher finished");
+    f.thread.join().unwrap();
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// loop_stop() releases a publisher held by backpressure (nothing drains any more, so
+/// publish no longer waits).
+#[test]
+fn loop_stop_releases_a_held_publisher() {
+    use std::sync::atomic::Ordering;
+    let (_broker, c, _ev, _conn, f) = flooded_client("heldstop");
+    f.stop.store(true, Ordering::SeqCst);
+    c.loop_stop().unwrap();
+    assert!(f.ended.wait(T).is_ok());
+    f.thread.join().unwrap();
+}
+
+/// disconnect() releases a publisher held by backpressure.
+#[test]
+fn disconnect_releases_a_held_publisher() {
+    let (_broker, c, _ev, _conn, f) = flooded_client("helddisc");
+    let _ = c.disconnect();
+    assert!(
+        f.ended.wait(T).is_err(),
+        "QoS 0 publish after disconnect() fails"
+    );
+    f.thread.join().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// A lost connection releases a publisher held by backpressure.
+#[test]
+fn a_lost_connection_releases_a_held_publisher() {
+    let (_broker, c, _ev, conn, f) = flooded_client("heldlost");
+    conn.close();
+    assert!(
+        f.ended.wait(T).is_err(),
+        "QoS 0 publish without a connection fails"
+    );
+    f.thread.join().unwrap();
+    c.loop_stop().unwrap();
+}
+
+/// With the default max_queued_messages (0: unlimited) and a loop thread draining, more
+/// QoS 1 messages than there are packet ids can be published from many threads at once:
+/// publish waits for a free id instead of failing with QueueSize.
+#[test]
+fn unlimited_queue_is_not_limited_by_packet_ids() {
+    const THREADS: usize = 8;
+    const EACH: usize = 9_000;
+    let broker = Mosquitto::start();
+    let c = client(Protocol::V311, "manyids");
+    let p = Probe::attach(&c);
+    c.max_inflight_messages_set(100).unwrap();
+    c.connect(broker.host(), broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                let mut infos = Vec::with_capacity(EACH);
+                for i in 0..EACH {
+                    match c.publish("ids", format!("{t}-{i}"), QoS::AtLeastOnce, false) {
+                        Ok(info) => infos.push(info),
+                        Err(e) => return Err(format!("publish {t}-{i}: {e:?}")),
+                    }
+                }
+                Ok(infos)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for th in threads {
+        let infos = th.join().unwrap().unwrap();
+        for info in infos {
+            info.wait_for_publish(Some(Duration::from_secs(60)))
+                .unwrap();
+            total += 1;
+        }
+    }
+    assert_eq!(total, THREADS * EACH);
+    finish(&c);
+}

@@ -379,6 +379,8 @@ impl Client {
             }
         };
         self.inner.wake();
+        // A publisher held by backpressure stops waiting: nothing drains after the thread.
+        self.inner.cond.notify_all();
         if let Some(h) = handle {
             let _ = h.join();
         }

@@ -25,6 +25,9 @@ const BURST_GAP: Duration = Duration::from_micros(20);
 /// During a burst the publishing thread still writes once this much is pending.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// How often a publisher held by backpressure tries to write itself.
+const WAIT_RETRY: Duration = Duration::from_millis(10);
+
 /// How long the loop waits during a burst before it writes the tail itself.
 pub(super) const BURST_TICK: Duration = Duration::from_millis(1);
 
@@ -71,25 +74,15 @@ impl Client {
             return Err(Error::invalid("the topic must not be empty"));
         }
         let mut st = self.inner.lock();
-        // Backpressure: with another thread draining the socket, wait for room.
-        if st.session.pending_bytes() >= st.opts.max_outgoing_bytes
-            && st.runner.running()
-            && !self.inner.loop_threads.is_current()
-            && !in_dispatch()
-        {
-            st.flow.space_waiters += 1;
-            while st.session.pending_bytes() >= st.opts.max_outgoing_bytes && st.link.is_open() {
-                st = self
-                    .inner
-                    .cond
-                    .wait_timeout(st, Duration::from_millis(100))
-                    .map(|(g, _)| g)
-                    .unwrap_or_else(|e| e.into_inner().0);
-            }
-            st.flow.space_waiters -= 1;
+        if self.must_wait(&st) {
+            st = self.wait_for_room(st);
             if !st.link.is_open() && qos == QoS::AtMostOnce {
                 return Err(Error::ConnectionLost);
             }
+        }
+        if qos == QoS::AtMostOnce && st.link.conn().is_some_and(|c| c.closing) {
+            // It would go out behind the DISCONNECT of disconnect(), and be dropped.
+            return Err(Error::NoConnection);
         }
         let info = st.session.publish(topic, payload, qos, retain, props)?;
         // Write at once, from this thread, unless this publish is part of a burst and a loop
@@ -117,6 +110,45 @@ impl Client {
             shared: info,
             loop_thread: Arc::downgrade(&self.inner.loop_threads),
         })
+    }
+
+    /// A publish must wait: more than `max_outgoing_bytes` wait for the socket, or every
+    /// packet id is taken, while a loop thread drains the connection (and this is not that
+    /// thread, nor a callback). Without a thread that drains, publish never waits: it writes
+    /// what the socket takes and queues the rest, or fails with `QueueSize`.
+    fn must_wait(&self, st: &State) -> bool {
+        let full = st.session.pending_bytes() >= st.opts.max_outgoing_bytes;
+        let no_id = st.session.ids_exhausted();
+        let draining = st.runner.running()
+            && st.runner.stop().is_none()
+            && st.link.conn().is_some_and(|c| !c.closing);
+        (full || no_id) && draining && !self.inner.loop_threads.is_current() && !in_dispatch()
+    }
+
+    /// Waits until `must_wait` no longer holds: room and an id freed, or nothing drains any
+    /// more (`loop_stop`, `disconnect`, a lost connection, the client dropped). Meanwhile it
+    /// writes what the socket takes itself, so it never depends on the loop thread alone
+    /// (which may be inside a callback waiting for this very publisher).
+    fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        st.flow.space_waiters += 1;
+        while self.must_wait(&st) {
+            if st.session.pending_bytes() >= st.opts.max_outgoing_bytes {
+                self.inner.flush_or_close(&mut st);
+                if !self.must_wait(&st) {
+                    break;
+                }
+            }
+            // Woken when output drains, an id frees or the connection ends; the timeout
+            // retries the write for a socket that became writable while nobody watched it.
+            st = self
+                .inner
+                .cond
+                .wait_timeout(st, WAIT_RETRY)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        st.flow.space_waiters -= 1;
+        st
     }
 
     /// The tail every operation shares: write what it queued (closing the connection if the

@@ -530,6 +530,11 @@ impl Session {
         client.min(self.limits.receive_maximum as usize)
     }
 
+    /// Every packet id (1..=65535) is in use.
+    pub(crate) fn ids_exhausted(&self) -> bool {
+        self.in_use_count >= 65535
+    }
+
     /// Allocates the next free message id (1..=65535, skipping ids in use).
     pub(crate) fn alloc_mid(&mut self) -> Result<u16> {
         if self.in_use_count >= 65535 {
