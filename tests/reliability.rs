@@ -4,6 +4,7 @@ mod support;
 // Regression tests for the defects of the "Reliability I" review: each one failed before its
 // fix. Named after the behaviour they guarantee.
 
+use std::time::Instant;
 use support::broker_client::{client, finish, sub, tag, Probe};
 use support::scripted_client::*;
 use support::{wait_until, Mosquitto};
@@ -732,4 +733,130 @@ fn unlimited_queue_is_not_limited_by_packet_ids() {
     }
     assert_eq!(total, THREADS * EACH);
     finish(&c);
+}
+
+// ----- one deadline for a connection attempt (defect 8)
+
+use support::drip::Drip;
+
+/// Runs `connect` on a thread and returns what it returned and how long it took; panics if
+/// it does not return within `within`.
+fn timed_connect(
+    within: Duration,
+    connect: impl FnOnce() -> mqtt_sync::Result<()> + Send + 'static,
+) -> (mqtt_sync::Result<()>, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let r = connect();
+        let _ = tx.send((r, start.elapsed()));
+    });
+    rx.recv_timeout(within)
+        .unwrap_or_else(|_| panic!("connect did not return within {within:?}"))
+}
+
+fn via_http_proxy(c: &Client, port: u16) {
+    c.proxy_set(mqtt_sync::ProxyOptions {
+        proxy_type: mqtt_sync::ProxyType::Http,
+        addr: HOST.into(),
+        port,
+        ..Default::default()
+    })
+    .unwrap();
+}
+
+/// An HTTP CONNECT proxy that answers one byte every 100 ms cannot hold connect() past the
+/// connect timeout (each read's timeout restarted at every byte before).
+#[test]
+fn a_dripping_http_proxy_cannot_hold_connect() {
+    let proxy = Drip::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a');
+    let c = v311("dripproxy");
+    c.connect_timeout_set(Duration::from_secs(1)).unwrap();
+    via_http_proxy(&c, proxy.port);
+    let (r, took) = timed_connect(T, move || c.connect("broker.invalid", 1883, 60));
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// A TLS server whose handshake drips cannot hold connect() past the connect timeout.
+#[cfg(feature = "tls")]
+#[test]
+fn a_dripping_tls_handshake_cannot_hold_connect() {
+    // A handshake record announcing 16 KiB, then one byte at a time.
+    let server = Drip::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0);
+    let c = v311("driptls");
+    c.connect_timeout_set(Duration::from_secs(1)).unwrap();
+    c.tls_set(None, None, None).unwrap();
+    let (r, took) = timed_connect(T, move || c.connect(HOST, server.port, 60));
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// A WebSocket endpoint whose upgrade answer drips cannot hold connect() past the connect
+/// timeout.
+#[cfg(feature = "websockets")]
+#[test]
+fn a_dripping_websocket_upgrade_cannot_hold_connect() {
+    let server = Drip::start(b"HTTP/1.1 101 Switching Protocols\r\nX-Slow: ", b'a');
+    let c = Client::builder()
+        .client_id("dripws")
+        .transport(mqtt_sync::Transport::WebSockets)
+        .build()
+        .unwrap();
+    c.connect_timeout_set(Duration::from_secs(1)).unwrap();
+    let (r, took) = timed_connect(T, move || c.connect(HOST, server.port, 60));
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// disconnect() from another thread stops a connect() in progress at once.
+#[test]
+fn disconnect_stops_a_connect_in_progress() {
+    let proxy = Drip::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a');
+    let c = v311("dripdisc");
+    c.connect_timeout_set(Duration::from_secs(60)).unwrap();
+    via_http_proxy(&c, proxy.port);
+    let c2 = c.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(c2.connect("broker.invalid", 1883, 60));
+    });
+    proxy.accepted.recv_timeout(T).unwrap();
+    let _ = c.disconnect();
+    let r = rx
+        .recv_timeout(T)
+        .expect("connect() still blocked after disconnect()");
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// loop_stop() stops the loop thread's connection attempt instead of waiting for it.
+#[test]
+fn loop_stop_stops_the_loop_threads_attempt() {
+    let proxy = Drip::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a');
+    let c = v311("dripstop");
+    c.connect_timeout_set(Duration::from_secs(60)).unwrap();
+    via_http_proxy(&c, proxy.port);
+    c.connect_async("broker.invalid", 1883, 60).unwrap();
+    c.loop_start().unwrap();
+    proxy.accepted.recv_timeout(T).unwrap();
+    let (r, _) = timed_connect(T, move || c.loop_stop());
+    r.unwrap();
+}
+
+/// After the last handle is dropped, an attempt the loop thread is making ends by its
+/// deadline (the loop thread holds the client while it connects): the socket is closed.
+#[test]
+fn an_attempt_of_a_dropped_client_ends_by_its_deadline() {
+    let proxy = Drip::start(b"HTTP/1.1 200 OK\r\nX-Slow: ", b'a');
+    let c = v311("dripdrop");
+    c.connect_timeout_set(Duration::from_secs(1)).unwrap();
+    via_http_proxy(&c, proxy.port);
+    c.connect_async("broker.invalid", 1883, 60).unwrap();
+    c.loop_start().unwrap();
+    proxy.accepted.recv_timeout(T).unwrap();
+    drop(c);
+    proxy
+        .closed
+        .recv_timeout(T)
+        .expect("the attempt still holds its socket");
 }

@@ -289,3 +289,33 @@ fn srv_with_websockets_transport() {
     p.echo("srv/ws", b"ws found by SRV");
     p.close();
 }
+
+/// The connect timeout bounds the whole of connect_srv: three targets whose TLS handshakes
+/// drip take one timeout together, not one each.
+#[cfg(feature = "tls")]
+#[test]
+fn srv_targets_share_one_deadline() {
+    use support::drip::Drip;
+    let drips: Vec<Drip> = (0..3)
+        .map(|_| Drip::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0))
+        .collect();
+    let records: Vec<Srv> = drips
+        .iter()
+        .map(|d| Srv::new("_secure-mqtt._tcp.slow.test", "localhost", d.port, 10, 10))
+        .collect();
+    let dns = Dnsmasq::start(&records, &["slow.test"]);
+    let client = Client::new("srv-deadline");
+    client.srv_nameserver_set(Some(dns.addr())).unwrap();
+    client.tls_set(None, None, None).unwrap();
+    client
+        .connect_timeout_set(std::time::Duration::from_secs(1))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let r = client.connect_srv("slow.test", 60);
+    let took = start.elapsed();
+    assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
+    assert!(
+        took < std::time::Duration::from_millis(2500),
+        "connect_srv took {took:?} for a 1 s connect timeout"
+    );
+}

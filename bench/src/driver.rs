@@ -1014,7 +1014,7 @@ pub fn main(argv: &[String]) -> i32 {
     };
     let mut works = workloads(&sizes, &names);
     if let Some(o) = &only {
-        works.retain(|w| w.key.contains(o.as_str()));
+        works.retain(|w| o.split(',').any(|k| w.key.contains(k)));
     }
     let mut st = Stats::default();
     let mut failures = Vec::new();

@@ -1,6 +1,7 @@
 //! Connecting and disconnecting: `connect` (blocking set-up, then CONNECT), `connect_async`
 //! (a loop connects), `connect_srv`, `reconnect`, `disconnect`.
 
+use std::thread;
 use std::time::Instant;
 
 use mio::unix::SourceFd;
@@ -11,7 +12,7 @@ use super::conn::Conn;
 use super::dispatch::call_slot;
 use super::state::{Link, Retry, State};
 use super::{Client, SOCKET};
-use crate::network::{self, NetStream};
+use crate::network::{self, Attempt, NetStream};
 use crate::options::ConnectOptions;
 use crate::session::{Ended, Event, SocketEvent};
 use crate::types::{CleanStart, LogLevel, ReasonCode};
@@ -70,18 +71,33 @@ impl Client {
     /// Connects to the broker named by the DNS SRV records of `domain` (`_mqtt._tcp.<domain>`,
     /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
     /// order — by priority, then weighted random within a priority — until one connects.
+    /// The connect timeout bounds the whole call: the look-up and every target tried.
     pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
         if domain.is_empty() {
             return Err(Error::invalid("connect_srv needs a domain"));
         }
-        let (secure, nameserver) = {
+        let (secure, nameserver, deadline) = {
             let st = self.inner.lock();
-            (st.opts.net.tls.is_some(), st.opts.srv_nameserver)
+            let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
+            (st.opts.net.tls.is_some(), st.opts.srv_nameserver, deadline)
         };
-        let candidates = network::srv::lookup(domain, secure, nameserver)?;
+        let candidates = network::srv::lookup(domain, secure, nameserver, deadline)?;
         let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
         for (host, port) in candidates {
-            match self.connect(&host, port, keepalive) {
+            if Instant::now() >= deadline {
+                last = Error::Timeout;
+                break;
+            }
+            let options = ConnectOptions {
+                port,
+                keepalive,
+                ..ConnectOptions::new(host.as_str())
+            };
+            let attempt = self
+                .store_connect_options(options)
+                .and_then(|()| self.open_connection(Some(deadline)));
+            self.after_op();
+            match attempt {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.log(
@@ -113,7 +129,7 @@ impl Client {
             // After a disconnect() still being written: connect again once it is closed.
             Link::Open(c) if c.closing => c.reconnect_after_close = true,
             // A connection, or an attempt, is already there.
-            Link::Open(_) | Link::Opening | Link::Shutdown => {}
+            Link::Open(_) | Link::Opening { .. } | Link::Shutdown => {}
             Link::Idle | Link::Waiting(_) => st.link = Link::Waiting(Retry::Now),
         }
         drop(st);
@@ -124,7 +140,7 @@ impl Client {
     /// Connects again with the stored parameters (closing the current connection, if any,
     /// without callbacks).
     pub fn reconnect(&self) -> Result<()> {
-        let r = self.open_connection();
+        let r = self.open_connection(None);
         self.after_op();
         r
     }
@@ -132,8 +148,8 @@ impl Client {
     /// Opens a connection: `on_pre_connect` runs first (what it changes applies to this
     /// attempt), then the blocking set-up runs without the lock (the link is `Opening`
     /// meanwhile), then the connection is installed and CONNECT written.
-    pub(super) fn open_connection(&self) -> Result<()> {
-        {
+    pub(super) fn open_connection(&self, deadline: Option<Instant>) -> Result<()> {
+        let attempt = {
             let mut st = self.inner.lock();
             if matches!(st.link, Link::Shutdown) {
                 return Err(Error::state("the client is shut down"));
@@ -143,17 +159,26 @@ impl Client {
                     "reconnect() before connect(): no host to connect to",
                 ));
             }
-            if matches!(st.link, Link::Opening) {
+            if st.link.is_opening() {
                 return Err(Error::state("a connection attempt is already in progress"));
             }
             self.inner.close_conn(&mut st, Ended::Quiet);
-            st.link = Link::Opening;
-        }
+            // One deadline for the whole attempt: DNS, TCP, proxy, TLS, WebSocket, CONNACK.
+            let deadline = deadline
+                .unwrap_or_else(|| crate::time::after(Instant::now(), st.opts.connect_timeout));
+            let attempt = Attempt::start(deadline);
+            st.link = Link::Opening {
+                attempt: attempt.clone(),
+                by: thread::current().id(),
+            };
+            attempt
+        };
         let slot = self.inner.callbacks().on_pre_connect.clone();
         call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
-        let (host, port, transport, bind_address, bind_port, timeout, net) = {
+        let (host, port, transport, bind_address, bind_port, net) = {
             let st = self.inner.lock();
-            let (Link::Opening, Some(host)) = (&st.link, st.opts.host.clone()) else {
+            let (Link::Opening { .. }, Some(host)) = (&st.link, st.opts.host.clone()) else {
+                attempt.cancel();
                 return Err(Error::state("disconnect() was called while connecting"));
             };
             let o = &st.opts;
@@ -163,7 +188,6 @@ impl Client {
                 o.transport,
                 o.bind_address.clone(),
                 o.bind_port,
-                o.connect_timeout,
                 o.net.clone(),
             )
         };
@@ -174,11 +198,11 @@ impl Client {
             transport,
             bind_address: bind_address.as_deref(),
             bind_port,
-            timeout,
+            attempt: &attempt,
             config: &net,
         });
         let mut st = self.inner.lock();
-        let still_wanted = matches!(st.link, Link::Opening);
+        let still_wanted = matches!(&st.link, Link::Opening { attempt: a, .. } if a.same(&attempt));
         let stream = match opened {
             Ok(s) => s,
             Err(e) => {
@@ -195,11 +219,11 @@ impl Client {
         if !still_wanted {
             return Err(Error::state("disconnect() was called while connecting"));
         }
-        self.install(&mut st, stream)
+        self.install(&mut st, stream, attempt.deadline())
     }
 
     /// Makes `stream` the open connection and queues CONNECT.
-    fn install(&self, st: &mut State, stream: Box<dyn NetStream>) -> Result<()> {
+    fn install(&self, st: &mut State, stream: Box<dyn NetStream>, deadline: Instant) -> Result<()> {
         st.flow.write_blocked = false;
         st.link = Link::Waiting(Retry::Manual);
         let fd = stream.raw_fd();
@@ -211,9 +235,10 @@ impl Client {
         let connect = st.opts.connect_packet(st.connected_once);
         let id = self.inner.new_conn_id();
         st.link = Link::Open(Box::new(Conn::new(id, stream, fd)));
-        let now = Instant::now();
-        let timeout = st.opts.connect_timeout;
-        if let Err(e) = st.session.start_connect(&connect, id, now, timeout) {
+        if let Err(e) = st
+            .session
+            .start_connect(&connect, id, Instant::now(), deadline)
+        {
             self.inner.close_conn(st, Ended::Quiet);
             return Err(e);
         }
@@ -256,7 +281,8 @@ impl Client {
                     }
                 })
             }
-            Link::Waiting(_) | Link::Opening => {
+            Link::Waiting(_) | Link::Opening { .. } => {
+                st.link.cancel_attempt();
                 st.link = Link::Idle;
                 Err(Error::NoConnection)
             }

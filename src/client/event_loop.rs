@@ -96,7 +96,7 @@ impl Client {
             if due && st.opts.host.is_some() {
                 let first_async = retry == Retry::Now && !st.connected_once;
                 drop(st);
-                let r = self.open_connection();
+                let r = self.open_connection(None);
                 if let Err(e) = &r {
                     let mut st = self.inner.lock();
                     if !matches!(e, Error::InvalidState(_)) {
@@ -173,7 +173,7 @@ impl Client {
             self.close_if_disconnected(&mut st);
         } else if w.conn_before.is_none()
             && mode == Mode::Once
-            && !matches!(st.link, Link::Waiting(Retry::Now) | Link::Opening)
+            && !matches!(st.link, Link::Waiting(Retry::Now) | Link::Opening { .. })
         {
             result = Err(Error::NoConnection);
         }
@@ -359,6 +359,20 @@ impl Client {
         let handle = {
             let mut st = self.inner.lock();
             let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
+            // An attempt the loop thread is making is stopped: the thread ends without
+            // waiting for its deadline; loop_start() later tries again.
+            if let (
+                Link::Opening { attempt, by },
+                Runner::Thread {
+                    handle: Some(h), ..
+                },
+            ) = (&st.link, &st.runner)
+            {
+                if *by == h.thread().id() {
+                    attempt.cancel();
+                    st.link = Link::Waiting(Retry::Manual);
+                }
+            }
             match &mut st.runner {
                 Runner::Thread {
                     handle: handle @ Some(_),

@@ -208,6 +208,7 @@ impl Inner {
         let handle = {
             let mut st = self.lock();
             self.close_conn(&mut st, Ended::Quiet);
+            st.link.cancel_attempt();
             st.link = Link::Shutdown;
             st.session.clear_events();
             st.retired.clear();
@@ -306,6 +307,7 @@ impl Client {
             (!protocol.is_v5()).then_some(clean_session),
         )?;
         self.inner.close_conn(&mut st, Ended::Quiet);
+        st.link.cancel_attempt();
         st.session.abandon_all();
         let b = ClientBuilder {
             client_id,

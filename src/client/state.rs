@@ -2,12 +2,12 @@
 //! `config.rs`), the session, and the life of the connection and of the loop as explicit
 //! phases ([`Link`], [`Runner`]) rather than a set of flags.
 
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
 use super::config::Options;
 use super::conn::Conn;
-use crate::network::NetStream;
+use crate::network::{Attempt, NetStream};
 use crate::session::{Phase, Session, SessionConfig, SocketEvent};
 use crate::Error;
 
@@ -17,8 +17,9 @@ pub(super) enum Link {
     Idle,
     /// No connection, but the user wants one.
     Waiting(Retry),
-    /// A thread is inside `network::open()`: DNS, TCP, proxy, TLS, WebSocket upgrade.
-    Opening,
+    /// A thread (`by`) is inside `network::open()`: DNS, TCP, proxy, TLS, WebSocket upgrade,
+    /// all under `attempt`'s deadline; `disconnect()` and `loop_stop()` cancel it.
+    Opening { attempt: Attempt, by: ThreadId },
     /// A socket is open (the session knows whether its CONNACK came).
     Open(Box<Conn>),
     /// The last user handle was dropped: nothing connects any more.
@@ -60,6 +61,17 @@ impl Link {
         matches!(self, Link::Open(_))
     }
 
+    pub(super) fn is_opening(&self) -> bool {
+        matches!(self, Link::Opening { .. })
+    }
+
+    /// Stops an attempt in progress (its thread's blocked set-up returns at once).
+    pub(super) fn cancel_attempt(&self) {
+        if let Link::Opening { attempt, .. } = self {
+            attempt.cancel();
+        }
+    }
+
     /// The id of the open connection.
     pub(super) fn conn_id(&self) -> Option<u64> {
         self.conn().map(|c| c.id)
@@ -69,7 +81,7 @@ impl Link {
     pub(super) fn wanted(&self) -> bool {
         match self {
             Link::Idle | Link::Shutdown => false,
-            Link::Waiting(_) | Link::Opening => true,
+            Link::Waiting(_) | Link::Opening { .. } => true,
             Link::Open(c) => !c.closing,
         }
     }

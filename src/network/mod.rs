@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use crate::types::Transport;
 use crate::{Error, Result};
 
+pub(crate) mod attempt;
 pub(crate) mod proxy;
 pub(crate) mod srv;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
+pub(crate) use attempt::Attempt;
 pub use proxy::{ProxyOptions, ProxyType};
 pub use tls::{CertReqs, TlsOptions, TlsVersion};
 
@@ -68,21 +70,31 @@ pub(crate) struct ConnectParams<'a> {
     pub transport: Transport,
     pub bind_address: Option<&'a str>,
     pub bind_port: u16,
-    /// Deadline for the whole set-up (TCP, proxy, TLS, WebSocket upgrade).
-    pub timeout: Duration,
+    /// The attempt: one deadline for the whole set-up (DNS, TCP, proxy, TLS, WebSocket
+    /// upgrade), and its cancellation.
+    pub attempt: &'a Attempt,
     pub config: &'a NetConfig,
 }
 
-impl ConnectParams<'_> {
-    pub(crate) fn deadline(&self) -> Instant {
-        crate::time::after(Instant::now(), self.timeout)
+/// Opens a stream to the broker as configured: TCP or Unix, through a proxy if any, then TLS
+/// if configured, then the WebSocket upgrade for `Transport::WebSockets` — all before the
+/// attempt's deadline, and stopped at once if the attempt is cancelled.
+pub(crate) fn open(p: &ConnectParams<'_>) -> Result<Box<dyn NetStream>> {
+    match open_steps(p) {
+        Ok(s) => {
+            p.attempt.finish()?;
+            Ok(s)
+        }
+        Err(e) => {
+            let e = p.attempt.explain(e);
+            let _ = p.attempt.finish();
+            Err(e)
+        }
     }
 }
 
-/// Opens a stream to the broker as configured: TCP or Unix, through a proxy if any, then TLS
-/// if configured, then the WebSocket upgrade for `Transport::WebSockets`.
-pub(crate) fn open(p: &ConnectParams<'_>) -> Result<Box<dyn NetStream>> {
-    let deadline = p.deadline();
+fn open_steps(p: &ConnectParams<'_>) -> Result<Box<dyn NetStream>> {
+    let deadline = p.attempt.deadline();
     match p.transport {
         Transport::Unix => {
             if p.config.tls.is_some() {

@@ -308,6 +308,24 @@ pub(crate) fn connect_via(
     })?;
     set_deadline(&s, deadline)?;
     let host = p.host.trim_start_matches('[').trim_end_matches(']');
+    // SOCKS5 without remote DNS: resolve here, bounded by the attempt (as PySocks'
+    // socket.gethostbyname: an IPv4 address when there is one).
+    let local_ip;
+    let host = if proxy.proxy_type == ProxyType::Socks5
+        && !proxy.rdns
+        && host.parse::<IpAddr>().is_err()
+    {
+        let addrs = resolve(p.attempt, host, p.port)?;
+        local_ip = addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .unwrap_or(&addrs[0])
+            .ip()
+            .to_string();
+        local_ip.as_str()
+    } else {
+        host
+    };
     match proxy.proxy_type {
         ProxyType::Socks5 => socks5(&mut s, proxy, host, p.port)?,
         ProxyType::Http => http_connect(&mut s, proxy, host, p.port)?,
@@ -383,15 +401,8 @@ fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u1
     }
 
     let mut req = vec![5, 1, 0];
-    let ip: Option<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => Some(ip),
-        Err(_) if proxy.rdns => None,
-        // As PySocks (socket.gethostbyname): an IPv4 address when there is one.
-        Err(_) => {
-            let addrs = resolve(host, port)?;
-            Some(addrs.iter().find(|a| a.is_ipv4()).unwrap_or(&addrs[0]).ip())
-        }
-    };
+    // A name: the proxy resolves it (`connect_via` resolved it already without rdns).
+    let ip: Option<IpAddr> = host.parse::<IpAddr>().ok();
     match ip {
         Some(IpAddr::V4(v4)) => {
             req.push(1);

@@ -6,6 +6,7 @@
 #![cfg_attr(not(feature = "srv"), allow(dead_code))]
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use crate::{Error, Result};
 
@@ -39,6 +40,7 @@ pub(crate) fn lookup(
     _domain: &str,
     _secure: bool,
     _nameserver: Option<SocketAddr>,
+    _deadline: Instant,
 ) -> Result<Vec<(String, u16)>> {
     Err(Error::NotSupported(
         "connect_srv: built without the srv feature".into(),
@@ -55,8 +57,9 @@ pub(crate) fn lookup(
     domain: &str,
     secure: bool,
     nameserver: Option<SocketAddr>,
+    deadline: Instant,
 ) -> Result<Vec<(String, u16)>> {
-    let records = query(domain, secure, nameserver)?;
+    let records = query(domain, secure, nameserver, deadline)?;
     let mut rng = XorShift::from_time();
     let ordered = order(records, &mut || rng.next());
     if ordered.is_empty() {
@@ -74,6 +77,7 @@ pub(crate) fn query(
     domain: &str,
     secure: bool,
     nameserver: Option<SocketAddr>,
+    deadline: Instant,
 ) -> Result<Vec<SrvRecord>> {
     use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
     use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -109,8 +113,12 @@ pub(crate) fn query(
         opts.timeout = std::time::Duration::from_secs(5);
         opts.attempts = 2;
         let resolver = builder.build().map_err(|e| dns_err(&e))?;
-        // A fully qualified name: no search-list expansion.
-        match resolver.srv_lookup(format!("{name}.")).await {
+        // A fully qualified name: no search-list expansion; the connect deadline bounds it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let found = tokio::time::timeout(left, resolver.srv_lookup(format!("{name}.")))
+            .await
+            .map_err(|_| Error::Timeout)?;
+        match found {
             Ok(lookup) => Ok(lookup
                 .answers()
                 .iter()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol as SockProtocol, SockAddr, Socket, Type};
 
-use super::{remaining, ConnectParams, NetStream};
+use super::{remaining, Attempt, ConnectParams, NetStream};
 use crate::{Error, Result};
 
 impl NetStream for TcpStream {
@@ -51,8 +51,14 @@ impl NetStream for UnixStream {
     }
 }
 
-/// Resolves `host:port` (blocking, via the system resolver).
-pub(crate) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+/// Resolves `host:port` with the system resolver, on a helper thread the attempt stops
+/// waiting for at its deadline (getaddrinfo has no timeout of its own).
+pub(crate) fn resolve(attempt: &Attempt, host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let name = host.to_string();
+    attempt.bounded(move || resolve_now(&name, port))?
+}
+
+fn resolve_now(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::Dns(format!("cannot resolve {host}:{port}: {e}")))?
@@ -71,15 +77,17 @@ pub(crate) fn connect_blocking(
     p: &ConnectParams<'_>,
     deadline: Instant,
 ) -> Result<TcpStream> {
-    let addrs = resolve(host, port)?;
+    let addrs = resolve(p.attempt, host, port)?;
     let bind = match p.bind_address {
-        Some(a) if !a.is_empty() => Some(resolve(a, p.bind_port)?),
+        Some(a) if !a.is_empty() => Some(resolve(p.attempt, a, p.bind_port)?),
         _ => None,
     };
     let mut last_err: Option<Error> = None;
     for addr in addrs {
         let domain = Domain::for_address(addr);
         let sock = Socket::new(domain, Type::STREAM, Some(SockProtocol::TCP))?;
+        // Shut down at the deadline or on cancellation, also in the middle of the connect.
+        p.attempt.watch(&sock)?;
         if let Some(bind) = &bind {
             if let Some(b) = bind.iter().find(|b| b.is_ipv4() == addr.is_ipv4()) {
                 sock.bind(&SockAddr::from(*b))?;

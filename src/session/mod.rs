@@ -562,13 +562,14 @@ impl Session {
 
     // ----------------------------------------------------------------- connection life
 
-    /// Starts connection `conn_id`: resets per-connection state and queues CONNECT.
+    /// Starts connection `conn_id`: resets per-connection state and queues CONNECT. The
+    /// CONNACK must come by `deadline` (the attempt's, which also bounded its set-up).
     pub(crate) fn start_connect(
         &mut self,
         connect: &Connect,
         conn_id: u64,
         now: Instant,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<()> {
         self.conn_id = conn_id;
         self.inbound_qos1.clear();
@@ -587,7 +588,7 @@ impl Session {
         self.ping_sent = None;
         self.last_in = now;
         self.last_out = now;
-        self.connack_deadline = Some(crate::time::after(now, timeout));
+        self.connack_deadline = Some(deadline);
         self.connect_clean = connect.clean_start;
         self.connect_had_id = !connect.client_id.is_empty();
         self.inflight = 0;

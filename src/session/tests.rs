@@ -65,7 +65,7 @@ fn connack(s: &mut Session, props: Properties, now: Instant) {
 /// Starts a connection with the session's protocol and `keep_alive`.
 fn start(s: &mut Session, keep_alive: u16, now: Instant) {
     let connect = connect_pkt(s.cfg.protocol, keep_alive);
-    s.start_connect(&connect, 1, now, Duration::from_secs(5))
+    s.start_connect(&connect, 1, now, now + Duration::from_secs(5))
         .unwrap();
 }
 
@@ -368,7 +368,7 @@ fn inbound_qos2_not_dispatched_waits_for_the_next_pubrel() {
         clean_start: false,
         ..connect_pkt(Protocol::V311, 10)
     };
-    s.start_connect(&resume, 2, now, Duration::from_secs(5))
+    s.start_connect(&resume, 2, now, now + Duration::from_secs(5))
         .unwrap();
     s.handle_packet(
         Packet::ConnAck(ConnAck {

@@ -10,6 +10,7 @@
 //! - [`scripted`]: a hand-driven fake broker for exact-byte tests, with independent
 //!   packet builders.
 //! - [`proxies`]: dante, microsocks and tinyproxy; [`dns`]: dnsmasq with SRV records.
+//! - [`drip`]: a peer that answers one byte at a time (slow proxies, TLS, WebSocket).
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
 //! - [`auth_plugin`]: a mosquitto with the SCRAM-SHA-256 enhanced-authentication plugin of
 //!   `tests/plugins/scram_auth.c`, compiled at test time.
@@ -41,6 +42,7 @@ pub mod bytes;
 pub mod certs;
 pub mod corpus;
 pub mod dns;
+pub mod drip;
 pub mod mosquitto;
 pub mod proxies;
 pub mod rabbitmq;
