@@ -114,6 +114,9 @@ mod callbacks;
 mod client;
 pub mod codec;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod network;
 mod options;
