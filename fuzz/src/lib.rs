@@ -1,6 +1,6 @@
 //! The fuzz targets of mqtt-sync, as plain functions: each takes the fuzzer's input, never
 //! returns an error, and panics only when the crate broke one of the invariants checked here.
-//! The binaries in `src/bin/` wrap them for AFL++ (feature `afl`) or replay files
+//! The binaries in `src/bin/` wrap them for libFuzzer (feature `libfuzzer`) or replay files
 //! ([`replay_main`]); `tests/replay.rs` replays the seeds and regressions under `cargo test`.
 
 use std::path::{Path, PathBuf};
@@ -466,7 +466,7 @@ pub fn replay(f: fn(&[u8]), files: &[PathBuf]) -> Vec<(PathBuf, String)> {
     failed
 }
 
-/// The `main` of a target binary built without AFL: replays the files and directories named
+/// The `main` of a target binary built without libFuzzer: replays the files and directories named
 /// on the command line (default: `corpus/NAME` and `regressions/NAME` of this crate) and
 /// returns the exit code (1 if any input panicked).
 pub fn replay_main(name: &str, f: fn(&[u8])) -> i32 {
