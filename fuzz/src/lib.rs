@@ -18,15 +18,18 @@ use mqtt_sync::codec::{self, Packet};
 use mqtt_sync::fuzzing;
 use mqtt_sync::{Protocol, ProxyOptions, ProxyType};
 
+/// A fuzz target: takes any input, panics only on a broken invariant.
+pub type Target = fn(&[u8]);
+
 /// The targets by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("decode", decode),
     ("proxy_replies", proxy_replies),
     ("ws_read", ws_read),
 ];
 
 /// The target called `name`.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
@@ -444,7 +447,7 @@ pub fn input_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Runs `f` on each file, catching panics; returns the files that panicked.
-pub fn replay(f: fn(&[u8]), files: &[PathBuf]) -> Vec<(PathBuf, String)> {
+pub fn replay(f: Target, files: &[PathBuf]) -> Vec<(PathBuf, String)> {
     let mut failed = Vec::new();
     for file in files {
         let data = match std::fs::read(file) {
@@ -469,7 +472,7 @@ pub fn replay(f: fn(&[u8]), files: &[PathBuf]) -> Vec<(PathBuf, String)> {
 /// The `main` of a target binary built without libFuzzer: replays the files and directories named
 /// on the command line (default: `corpus/NAME` and `regressions/NAME` of this crate) and
 /// returns the exit code (1 if any input panicked).
-pub fn replay_main(name: &str, f: fn(&[u8])) -> i32 {
+pub fn replay_main(name: &str, f: Target) -> i32 {
     let mut paths: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     if paths.is_empty() {
         let here = Path::new(env!("CARGO_MANIFEST_DIR"));
