@@ -114,6 +114,9 @@ mod client;
 pub mod codec;
 mod completion;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod helpers;
 mod loop_thread;
 mod message;

@@ -75,25 +75,35 @@ pub(crate) fn wrap(
     }
 
     inner.set_io_timeout(Some(super::remaining(deadline)?))?;
-    let config = tungstenite::protocol::WebSocketConfig::default()
+    match tungstenite::client::client_with_config(req, inner, Some(ws_config())) {
+        Ok((ws, _response)) => Ok(Box::new(WsStream::new(ws))),
+        Err(HandshakeError::Interrupted(_)) => Err(Error::Timeout),
+        Err(HandshakeError::Failure(e)) => Err(handshake_error(e, &url)),
+    }
+}
+
+/// The WebSocket settings of every connection.
+#[cfg(feature = "websockets")]
+fn ws_config() -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
         // Write each frame at once (the loop has its own buffering).
         .write_buffer_size(0)
         // Room for the largest MQTT packet (256 MiB + header), even when a broker puts a
         // few packets in one message. Buffers grow with the data; nothing is pre-allocated.
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
-        .read_buffer_size(READ_BUFFER);
-    match tungstenite::client::client_with_config(req, inner, Some(config)) {
-        Ok((ws, _response)) => Ok(Box::new(WsStream {
-            ws,
-            rbuf: tungstenite::Bytes::new(),
-            maybe_more: false,
-            closed: false,
-            pending: false,
-        })),
-        Err(HandshakeError::Interrupted(_)) => Err(Error::Timeout),
-        Err(HandshakeError::Failure(e)) => Err(handshake_error(e, &url)),
-    }
+        .read_buffer_size(READ_BUFFER)
+}
+
+/// A [`WsStream`] over a stream whose client upgrade is already done, with the settings of
+/// `wrap` (the entry point of the fuzz targets to the read path).
+#[cfg(all(feature = "websockets", feature = "fuzzing"))]
+pub(crate) fn after_upgrade(inner: Box<dyn NetStream>) -> WsStream {
+    WsStream::new(tungstenite::WebSocket::from_raw_socket(
+        inner,
+        tungstenite::protocol::Role::Client,
+        Some(ws_config()),
+    ))
 }
 
 /// Largest incoming WebSocket message or frame accepted (512 MiB).
@@ -171,6 +181,16 @@ fn to_io(e: tungstenite::Error) -> std::io::Error {
 
 #[cfg(feature = "websockets")]
 impl WsStream {
+    fn new(ws: tungstenite::WebSocket<Box<dyn NetStream>>) -> Self {
+        WsStream {
+            ws,
+            rbuf: tungstenite::Bytes::new(),
+            maybe_more: false,
+            closed: false,
+            pending: false,
+        }
+    }
+
     /// Pushes what tungstenite still holds; `Ok(true)` when everything went out.
     fn push_pending(&mut self) -> std::io::Result<()> {
         match self.ws.flush() {
