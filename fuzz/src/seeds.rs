@@ -77,6 +77,7 @@ pub fn decode_seeds(corpus_dir: &Path) -> Vec<Vec<u8>> {
             username: Some("user".into()),
             password: Some(b"pw".to_vec()),
             properties: props,
+            bridge: false,
         };
         let mut bytes = vec![protocol.level()];
         Packet::Connect(connect)
