@@ -24,7 +24,9 @@ pub type Target = fn(&[u8]);
 /// The targets by name.
 pub const TARGETS: &[(&str, Target)] = &[
     ("decode", decode),
+    ("session", session),
     ("proxy_replies", proxy_replies),
+    ("proxy_url", proxy_url),
     ("ws_read", ws_read),
 ];
 
@@ -122,62 +124,76 @@ fn check_roundtrip(packet: &Packet, protocol: Protocol) {
 // ---------------------------------------------------------------------------------------
 // proxy_replies
 
-/// `proxy_replies`: byte 0 modulo 3 picks the parser:
+// ---------------------------------------------------------------------------------------
+// session
+
+/// `session`: the client's sans-I/O session receiving what a broker sends after a CONNACK
+/// (see [`fuzzing::session`] for the input layout and the invariants, which it checks
+/// itself). Here: what it reports is consistent.
+pub fn session(data: &[u8]) {
+    let out = fuzzing::session(data);
+    if data.len() >= 2 {
+        // Every connection but the last ended for a reason the session gave.
+        let (conns, closes) = (out.connections as usize, out.closes.len());
+        assert!(
+            conns >= 1 && (closes..=closes + 1).contains(&conns),
+            "{out:?}"
+        );
+        if conns == closes + 1 {
+            assert!(out.bytes_in >= data.len() - 2, "input left unread: {out:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// proxy_replies
+
+/// `proxy_replies`: byte 0 modulo 2 picks the parser:
 /// - 0: SOCKS5: byte 1 is the option byte of [`fuzzing::socks5_reply`], the rest the proxy's
 ///   replies. On success exactly the reply bytes that RFC 1928/1929 define must have been
 ///   consumed, no more (the broker's bytes follow them on the same socket);
 /// - 1: HTTP CONNECT: byte 1 the option byte, the rest the proxy's response. On success the
-///   consumed bytes are a 2xx status line and headers ending at the first blank line;
-/// - 2: the `mqtt_proxy` URL, `no_proxy` and host parsers: the rest, as UTF-8 (lossy), is
-///   `URL\nNO_PROXY\nHOST`. A parsed URL has a host and a non-zero port and, written back
-///   as a URL, parses to the same options; `no_proxy` matching is consistent with
-///   `proxy_from_env`.
+///   consumed bytes are a 2xx status line and headers ending at the first blank line.
 pub fn proxy_replies(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
-    match sel % 3 {
-        0 | 1 => {
-            let Some((&opts, reply)) = rest.split_first() else {
-                return;
-            };
-            if sel % 3 == 0 {
-                let (r, used) = fuzzing::socks5_reply(opts, reply);
-                assert!(used <= reply.len());
-                if r.is_ok() {
-                    let want = socks5_reply_len(reply, opts & 1 != 0);
-                    assert_eq!(
-                        Some(used),
-                        want,
-                        "SOCKS5 handshake succeeded on {reply:02X?} after consuming {used} bytes"
-                    );
-                }
-            } else {
-                let (r, used) = fuzzing::http_connect_reply(opts, reply);
-                assert!(used <= reply.len());
-                if r.is_ok() {
-                    let head = &reply[..used];
-                    let first_blank = head.windows(4).position(|w| w == b"\r\n\r\n");
-                    assert_eq!(
-                        first_blank.map(|p| p + 4),
-                        Some(used),
-                        "HTTP CONNECT succeeded after consuming {:?}",
-                        String::from_utf8_lossy(head)
-                    );
-                    let text = String::from_utf8_lossy(head);
-                    let status = text.lines().next().unwrap_or("");
-                    let mut parts = status.splitn(3, ' ');
-                    let version = parts.next().unwrap_or("");
-                    let code: Option<u16> = parts.next().and_then(|c| c.parse().ok());
-                    assert!(
-                        version.starts_with("HTTP/")
-                            && code.is_some_and(|c| (200..300).contains(&c)),
-                        "HTTP CONNECT succeeded on {status:?}"
-                    );
-                }
-            }
+    let Some((&opts, reply)) = rest.split_first() else {
+        return;
+    };
+    if sel % 2 == 0 {
+        let (r, used) = fuzzing::socks5_reply(opts, reply);
+        assert!(used <= reply.len());
+        if r.is_ok() {
+            let want = socks5_reply_len(reply, opts & 1 != 0);
+            assert_eq!(
+                Some(used),
+                want,
+                "SOCKS5 handshake succeeded on {reply:02X?} after consuming {used} bytes"
+            );
         }
-        _ => proxy_url(&String::from_utf8_lossy(rest)),
+    } else {
+        let (r, used) = fuzzing::http_connect_reply(opts, reply);
+        assert!(used <= reply.len());
+        if r.is_ok() {
+            let head = &reply[..used];
+            let first_blank = head.windows(4).position(|w| w == b"\r\n\r\n");
+            assert_eq!(
+                first_blank.map(|p| p + 4),
+                Some(used),
+                "HTTP CONNECT succeeded after consuming {:?}",
+                String::from_utf8_lossy(head)
+            );
+            let text = String::from_utf8_lossy(head);
+            let status = text.lines().next().unwrap_or("");
+            let mut parts = status.splitn(3, ' ');
+            let version = parts.next().unwrap_or("");
+            let code: Option<u16> = parts.next().and_then(|c| c.parse().ok());
+            assert!(
+                version.starts_with("HTTP/") && code.is_some_and(|c| (200..300).contains(&c)),
+                "HTTP CONNECT succeeded on {status:?}"
+            );
+        }
     }
 }
 
@@ -219,7 +235,17 @@ fn socks5_reply_len(reply: &[u8], with_auth: bool) -> Option<usize> {
     (i <= reply.len()).then_some(i)
 }
 
-fn proxy_url(text: &str) {
+// ---------------------------------------------------------------------------------------
+// proxy_url
+
+/// `proxy_url`: the `mqtt_proxy` URL parser and the `no_proxy` matching. The input, as UTF-8
+/// (lossy), is `URL\nNO_PROXY\nHOST`. A parsed URL has a host and a non-zero port, `rdns`
+/// only for SOCKS5 and, written back as a URL, parses to the same options;
+/// `proxy_from_env` uses exactly what the trimmed URL parses to; `no_proxy` matching is
+/// consistent with `proxy_from_env`, `*` matches every host, and adding entries to the list
+/// never removes a match.
+pub fn proxy_url(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
     let mut parts = text.splitn(3, '\n');
     let url = parts.next().unwrap_or("");
     let no_proxy = parts.next().unwrap_or("");

@@ -24,7 +24,9 @@ pub fn corpus_dir() -> PathBuf {
 pub fn seeds(name: &str) -> Vec<Vec<u8>> {
     match name {
         "decode" => decode_seeds(&corpus_dir()),
+        "session" => session_seeds(&corpus_dir()),
         "proxy_replies" => proxy_seeds(),
+        "proxy_url" => proxy_url_seeds(),
         "ws_read" => ws_seeds(),
         _ => Vec::new(),
     }
@@ -88,14 +90,62 @@ pub fn decode_seeds(corpus_dir: &Path) -> Vec<Vec<u8>> {
     dedup(out)
 }
 
-/// SOCKS5 and HTTP CONNECT exchanges and proxy URLs (see `proxy_replies`).
+/// The bytes a broker sends after its CONNACK in each case of the conformance corpus that
+/// has a successful CONNACK, each with two shapes (see `fuzzing::session`): the case's
+/// protocol, all at once; and the case's protocol with a 4 KiB packet limit and manual acks,
+/// 3 bytes per read and 250 ms between reads. Plus a few hand-made flows the corpus does not
+/// hold (QoS 2 in, acks of the client's messages, topic aliases, keepalive).
+pub fn session_seeds(corpus_dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut with = |ver: u8, stream: &[u8]| {
+        let proto = ver.saturating_sub(3) % 3;
+        for (opts, shape) in [(proto, 0x07), (proto | 0x70, 0x0A)] {
+            let mut v = vec![opts, shape];
+            v.extend_from_slice(stream);
+            out.push(v);
+        }
+    };
+    for case in super::corpus::load_all(corpus_dir) {
+        if !case.connack {
+            continue;
+        }
+        let stream: Vec<u8> = case
+            .msgs
+            .iter()
+            .filter(|m| m.send)
+            .flat_map(|m| m.bytes.iter().copied())
+            .collect();
+        if !stream.is_empty() {
+            with(case.ver, &stream);
+        }
+    }
+    // QoS 2 in (PUBLISH, PUBREL twice), PUBACK for mid 1, PUBREC/PUBCOMP for mid 2, SUBACK,
+    // UNSUBACK, PINGRESP: MQTT 3.1.1.
+    let v311: &[u8] = &[
+        0x34, 0x07, 0, 1, b't', 0, 9, b'h', b'i', 0x62, 2, 0, 9, 0x62, 2, 0, 9, 0x40, 2, 0, 1,
+        0x50, 2, 0, 2, 0x70, 2, 0, 2, 0x90, 4, 0, 6, 2, 0x80, 0xB0, 2, 0, 7, 0xD0, 0,
+    ];
+    with(4, v311);
+    // MQTT 5: a topic alias set then used, a QoS 1 message, a failed PUBACK, DISCONNECT.
+    let v5: &[u8] = &[
+        0x30, 0x09, 0, 3, b'a', b'/', b'b', 3, 0x23, 0, 1, 0x30, 0x06, 0, 0, 3, 0x23, 0, 1, 0x32,
+        0x07, 0, 1, b'q', 0, 5, 0, b'x', 0x40, 3, 0, 1, 0x80, 0xE0, 1, 0x8B,
+    ];
+    with(5, v5);
+    out.push([&[0x02, 0x01][..], v5].concat());
+    // Silence: the keepalive (5 s) sends PINGREQ, then gives up without PINGRESP.
+    out.push(vec![0x01, 0xF8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    dedup(out)
+}
+
+/// SOCKS5 and HTTP CONNECT exchanges (see `proxy_replies`).
 pub fn proxy_seeds() -> Vec<Vec<u8>> {
     let with = |sel: u8, opts: u8, reply: &[u8]| {
         let mut v = vec![sel, opts];
         v.extend_from_slice(reply);
         v
     };
-    let mut out = vec![
+    vec![
         // SOCKS5, no authentication, bound IPv4 address, broker bytes after the reply.
         with(0, 0x00, &[5, 0, 5, 0, 0, 1, 1, 2, 3, 4, 0, 80, 0x20]),
         // SOCKS5 user/password, bound domain name, IPv4 broker.
@@ -132,7 +182,12 @@ pub fn proxy_seeds() -> Vec<Vec<u8>> {
         ),
         with(1, 0x10, b"SSH-2.0-OpenSSH\r\n"),
         with(1, 0x00, b"HTTP/1.1 200\r\n\r\n"),
-    ];
+    ]
+}
+
+/// `mqtt_proxy` URLs with a `no_proxy` list and a host (see `proxy_url`).
+pub fn proxy_url_seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
     for url in [
         "socks5h://u%40x:p%3Aw@proxy.example:1081/path\nexample.com,.local\nbroker.example.com",
         "socks://10.0.0.1\n\nb",
@@ -142,9 +197,7 @@ pub fn proxy_seeds() -> Vec<Vec<u8>> {
         "ftp://h\n\nh",
         "http://h:0\n*.example.com\nBroker.Example.COM.",
     ] {
-        let mut v = vec![2];
-        v.extend_from_slice(url.as_bytes());
-        out.push(v);
+        out.push(url.as_bytes().to_vec());
     }
     out
 }

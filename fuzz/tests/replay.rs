@@ -47,6 +47,16 @@ fn decode() {
 }
 
 #[test]
+fn session() {
+    replay_target("session");
+}
+
+#[test]
+fn proxy_url() {
+    replay_target("proxy_url");
+}
+
+#[test]
 fn proxy_replies() {
     replay_target("proxy_replies");
 }
@@ -82,6 +92,25 @@ fn harness_sanity() {
     assert!(r.is_ok() && used == 14, "{r:?} {used}");
     let (r, used) = fuzzing::http_connect_reply(0, b"HTTP/1.1 200 OK\r\n\r\n\x20");
     assert!(r.is_ok() && used == 19, "{r:?} {used}");
+    // The session: a QoS 2 message in (PUBREL twice), acks for mids 1 (QoS 1) and 2 (QoS 2),
+    // SUBACK, UNSUBACK, PINGRESP: one delivery, two completions, no close.
+    let flow = [
+        0x34, 0x07, 0, 1, b't', 0, 9, b'h', b'i', 0x62, 2, 0, 9, 0x62, 2, 0, 9, 0x40, 2, 0, 1,
+        0x50, 2, 0, 2, 0x70, 2, 0, 2, 0x90, 4, 0, 6, 2, 0x80, 0xB0, 2, 0, 7, 0xD0, 0,
+    ];
+    for shape in [0x00, 0x07] {
+        let out = fuzzing::session(&[&[0x01, shape][..], &flow].concat());
+        assert!(
+            out.connections == 1
+                && out.closes.is_empty()
+                && out.messages == 1
+                && out.published >= 2,
+            "{out:?}"
+        );
+    }
+    // Garbage after the CONNACK: a protocol error, then a reconnect with a CONNACK.
+    let out = fuzzing::session(&[0x01, 0x07, 0x00, 0x00]);
+    assert!(out.connections == 2 && out.closes.len() == 1, "{out:?}");
     let decodable = mqtt_sync_fuzz::seeds::seeds("decode")
         .iter()
         .filter(|s| {
