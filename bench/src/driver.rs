@@ -169,13 +169,22 @@ set_tcp_nodelay true
 max_connections -1
 ";
 
-fn start_mosquitto(dir: &std::path::Path, port: u16) -> Result<Daemon, String> {
-    let mut conf = format!("listener {port} 127.0.0.1\n{MOSQ_CONF}");
+/// mosquitto as it ships (Nagle on, default queues and window): round trips against it show
+/// what a user with an unconfigured broker sees.
+const MOSQ_DEFAULT_CONF: &str = "\
+allow_anonymous true
+persistence false
+log_dest stderr
+log_type error
+";
+
+fn start_mosquitto(dir: &std::path::Path, port: u16, settings: &str) -> Result<Daemon, String> {
+    let mut conf = format!("listener {port} 127.0.0.1\n{settings}");
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         conf.push_str("user root\n");
     }
-    let path = dir.join("mosquitto.conf");
+    let path = dir.join(format!("mosquitto-{port}.conf"));
     std::fs::write(&path, conf).map_err(|e| e.to_string())?;
     let bin = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"]
         .into_iter()
@@ -322,6 +331,25 @@ fn workloads(s: &Sizes, all: &[&'static str]) -> Vec<Work> {
             clients: every.clone(),
         });
     }
+    for qos in [0u8, 1] {
+        w.push(Work {
+            key: format!("rtt-default-q{qos}"),
+            title: format!(
+                "Round trip at QoS {qos} against mosquitto with its default configuration (Nagle on), {} samples",
+                s.rtt
+            ),
+            kind: Kind::Rtt,
+            args: a(&[
+                ("n", s.rtt.to_string()),
+                ("qos", qos.to_string()),
+                ("size", "64".into()),
+                ("target", "mosqdef".into()),
+            ]),
+            n: s.rtt,
+            size: 64,
+            clients: every.clone(),
+        });
+    }
     for (size, n, label) in [
         (16usize, s.p16, "16 B"),
         (1024, s.p1k, "1 KiB"),
@@ -408,6 +436,8 @@ fn workloads(s: &Sizes, all: &[&'static str]) -> Vec<Work> {
 
 struct Ctx {
     mosq: u16,
+    /// mosquitto with its default configuration
+    mosq_default: u16,
     sink: u16,
     raw: Vec<String>,
     timeout: Duration,
@@ -428,8 +458,13 @@ fn run_work(ctx: &mut Ctx, w: &Work, peer: &Peer) -> Outcome {
         .filter(|a| !a.starts_with("target="))
         .cloned()
         .collect();
-    let to_sink = w.args.iter().any(|a| a == "target=sink");
-    let port = if to_sink { ctx.sink } else { ctx.mosq };
+    let port = if w.args.iter().any(|a| a == "target=sink") {
+        ctx.sink
+    } else if w.args.iter().any(|a| a == "target=mosqdef") {
+        ctx.mosq_default
+    } else {
+        ctx.mosq
+    };
     let topic = format!("bench/{}", ctx.next_id("t"));
     let id = ctx.next_id(peer.name);
     args.extend([
@@ -979,10 +1014,18 @@ pub fn main(argv: &[String]) -> i32 {
     let dir = std::env::temp_dir().join(format!("mqtt-sync-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let mosq_port = free_port();
-    let _mosq = match start_mosquitto(&dir, mosq_port) {
+    let _mosq = match start_mosquitto(&dir, mosq_port, MOSQ_CONF) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("cannot start mosquitto: {e}");
+            return 1;
+        }
+    };
+    let mosq_default_port = free_port();
+    let _mosq_default = match start_mosquitto(&dir, mosq_default_port, MOSQ_DEFAULT_CONF) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cannot start mosquitto (default configuration): {e}");
             return 1;
         }
     };
@@ -1007,6 +1050,7 @@ pub fn main(argv: &[String]) -> i32 {
     );
     let mut ctx = Ctx {
         mosq: mosq_port,
+        mosq_default: mosq_default_port,
         sink: sink_port,
         raw: cl("raw"),
         timeout: sizes.timeout,
@@ -1236,7 +1280,7 @@ pub fn main(argv: &[String]) -> i32 {
                 .and_then(|p| std::fs::read_to_string(p).ok())
                 .unwrap_or_default()
         );
-        let _ = writeln!(doc, "### mosquitto configuration used\n\n```\nlistener <free port> 127.0.0.1\n{MOSQ_CONF}user root   # only when running as root\n```\n");
+        let _ = writeln!(doc, "### mosquitto configuration used\n\n```\nlistener <free port> 127.0.0.1\n{MOSQ_CONF}user root   # only when running as root\n```\n\nThe `rtt-default-*` workloads run against a second mosquitto with its default configuration (Nagle on):\n\n```\nlistener <free port> 127.0.0.1\n{MOSQ_DEFAULT_CONF}user root   # only when running as root\n```\n");
         doc.push_str(&rep);
         if !failures.is_empty() {
             let _ = writeln!(doc, "\n## Failed runs\n");

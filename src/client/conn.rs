@@ -36,6 +36,8 @@ pub(super) struct Conn {
     pub reconnect_after_close: bool,
     /// Write interest reported to an external loop (`on_socket_register_write`).
     pub write_registered: bool,
+    /// The socket takes TCP_QUICKACK (a TCP socket on Linux): see [`Conn::ack_now`].
+    quickack: bool,
 }
 
 impl Conn {
@@ -50,6 +52,20 @@ impl Conn {
             closing: false,
             reconnect_after_close: false,
             write_registered: false,
+            quickack: true,
+        }
+    }
+
+    /// Asks the kernel to acknowledge what was just read now rather than up to 40 ms later
+    /// (Linux delayed ACK). A broker with Nagle's algorithm on — mosquitto's default — holds
+    /// its next small packet until the previous one is acknowledged; when the client has
+    /// nothing to send back (a PUBACK it received, say), the delayed ACK stalls that next
+    /// packet (the echo of the next PUBLISH) by 40 ms. Quick-ACK mode is not sticky, so it
+    /// is re-armed after every read that returned data. Sockets that refuse it (Unix
+    /// sockets) are not asked again.
+    fn ack_now(&mut self) {
+        if self.quickack && self.stream.ack_now().is_err() {
+            self.quickack = false;
         }
     }
 }
@@ -126,6 +142,24 @@ impl Inner {
         let now = Instant::now();
         let max_packet = st.opts.max_incoming_packet;
         let mut budget = READ_BUDGET;
+        let mut got = false;
+        let res = self.read_loop(st, now, max_packet, &mut budget, &mut got);
+        if got {
+            if let Some(c) = st.link.conn_mut() {
+                c.ack_now();
+            }
+        }
+        res
+    }
+
+    fn read_loop(
+        &self,
+        st: &mut State,
+        now: Instant,
+        max_packet: usize,
+        budget: &mut usize,
+        got: &mut bool,
+    ) -> Result<(), Ended> {
         loop {
             let State { link, session, .. } = &mut *st;
             let Some(c) = link.conn_mut() else {
@@ -142,6 +176,7 @@ impl Inner {
             match c.stream.read(&mut c.rbuf[c.rlen..]) {
                 Ok(0) => return Err(Ended::Lost(Error::ConnectionLost)),
                 Ok(n) => {
+                    *got = true;
                     let filled = c.rlen + n == c.rbuf.len();
                     c.rlen += n;
                     let awaiting = session.phase() == Phase::AwaitConnAck;
@@ -171,8 +206,8 @@ impl Inner {
                         let _ = self.flush(st);
                         return Err(Ended::Session(close));
                     }
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 {
+                    *budget = budget.saturating_sub(n);
+                    if *budget == 0 {
                         if let Some(c) = st.link.conn_mut() {
                             c.read_more = true;
                         }

@@ -36,6 +36,11 @@ pub(crate) trait NetStream: Read + Write + Send {
     fn has_pending_write(&self) -> bool {
         false
     }
+    /// Acknowledges the bytes just read at once (TCP_QUICKACK) instead of delaying the ACK;
+    /// an error when the socket has no such option (Unix sockets).
+    fn ack_now(&self) -> std::io::Result<()> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
     /// Closes the connection at once, without an MQTT DISCONNECT (best effort).
     fn shutdown(&mut self) {}
     /// Switches the underlying socket between blocking (set-up) and non-blocking (loop) mode.

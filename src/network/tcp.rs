@@ -15,6 +15,9 @@ impl NetStream for TcpStream {
     fn raw_fd(&self) -> RawFd {
         self.as_raw_fd()
     }
+    fn ack_now(&self) -> io::Result<()> {
+        socket2::SockRef::from(self).set_tcp_quickack(true)
+    }
     fn shutdown(&mut self) {
         let _ = TcpStream::shutdown(self, Shutdown::Both);
     }

@@ -490,6 +490,9 @@ impl NetStream for TlsStream {
     fn set_io_timeout(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
         NetStream::set_io_timeout(self.inner.get_mut(), timeout)
     }
+    fn ack_now(&self) -> std::io::Result<()> {
+        NetStream::ack_now(self.inner.get_ref())
+    }
 }
 
 #[cfg(test)]

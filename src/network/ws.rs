@@ -322,4 +322,7 @@ impl NetStream for WsStream {
     fn set_io_timeout(&mut self, timeout: Option<std::time::Duration>) -> std::io::Result<()> {
         self.ws.get_mut().set_io_timeout(timeout)
     }
+    fn ack_now(&self) -> std::io::Result<()> {
+        self.ws.get_ref().ack_now()
+    }
 }
