@@ -30,20 +30,28 @@ static GLOBAL: Largest = Largest;
 /// A broker (or anyone on a `ws://` path) sends one 10-byte frame header announcing a binary
 /// frame of 512 MiB - 16 bytes, and nothing else. tungstenite 0.30 reserves the announced
 /// length at once (`FrameCodec::read_frame`: `in_buffer.reserve(len)`), bounded only by
-/// `max_frame_size`, which src/network/ws.rs sets to 512 MiB ("nothing is pre-allocated"
-/// says its comment). Resident memory stays small under Linux overcommit, but the process
+/// `max_frame_size`, which src/network/ws.rs sets to 512 MiB whatever the client's maximum
+/// incoming packet size. Resident memory stays small under Linux overcommit, but the process
 /// aborts where address space is limited (`ulimit -v 400000`: "memory allocation of
 /// 536870906 bytes failed"). Input: fuzz/regressions/ws_read/eager-frame-reserve-512mib.
+///
+/// Status (2026-12-03): being fixed on main, where the WebSocket frame and message limit is
+/// tied to the client's maximum incoming packet size (default 256 MiB + 5 bytes, below this
+/// frame). When that lands, adapt `after_upgrade` in src/network/ws.rs (the fuzz targets'
+/// entry) to the new settings if needed and remove the `#[ignore]`: the frame must then be
+/// refused without reserving its length.
 #[test]
-#[ignore = "known issue: the WebSocket reader reserves the announced frame length (up to 512 MiB)"]
+#[ignore = "known issue, fixed on main separately: the WebSocket reader reserves the announced frame length (up to 512 MiB)"]
 fn ws_read_does_not_reserve_the_announced_frame_length() {
     let frame = [0x82, 127, 0, 0, 0, 0, 0x1F, 0xFF, 0xFF, 0xF0];
-    LARGEST.store(0, Ordering::Relaxed);
-    let out = mqtt_sync::fuzzing::ws_read(0x00, &frame);
-    let largest = LARGEST.load(Ordering::Relaxed);
-    assert!(out.data.is_empty() && out.error.is_none(), "{out:?}");
-    assert!(
-        largest <= 1 << 20,
-        "10 bytes of input made the reader allocate {largest} bytes at once"
-    );
+    for opts in [0x00, 0x20, 0xC0] {
+        LARGEST.store(0, Ordering::Relaxed);
+        let out = mqtt_sync::fuzzing::ws_read(opts, &frame);
+        let largest = LARGEST.load(Ordering::Relaxed);
+        assert!(out.data.is_empty() && !out.livelock, "{out:?}");
+        assert!(
+            largest <= 1 << 20,
+            "10 bytes of input made the reader allocate {largest} bytes at once"
+        );
+    }
 }
