@@ -124,7 +124,7 @@ mod time;
 mod topic;
 mod types;
 
-pub use client::{Client, ClientBuilder, WeakClient};
+pub use client::{Client, ClientBuilder, WeakClient, DEFAULT_MAX_INCOMING_PACKET};
 pub use error::*;
 pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};

@@ -47,7 +47,15 @@ pub(super) struct Options {
     pub max_queued: usize,
     /// Largest packet accepted from the broker.
     pub max_incoming_packet: usize,
+    /// `max_incoming_packet_size_set` was called: MQTT 5 CONNECTs announce the limit as
+    /// Maximum Packet Size.
+    pub max_incoming_set: bool,
 }
+
+/// The default largest packet accepted from the broker: 16 MiB, so that a broker cannot make
+/// a client buffer a 256 MiB packet (MQTT's maximum) it never asked for. Larger messages need
+/// `max_incoming_packet_size_set`.
+pub const DEFAULT_MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
 fn random_client_id() -> String {
     use std::collections::hash_map::RandomState;
@@ -111,7 +119,8 @@ impl Options {
             srv_nameserver: None,
             max_inflight: 20,
             max_queued: 0,
-            max_incoming_packet: codec::MAX_REMAINING_LENGTH + 5,
+            max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,
+            max_incoming_set: false,
         }
     }
 
@@ -137,7 +146,12 @@ impl Options {
             username: self.username.clone(),
             password: self.password.clone(),
             properties: if v5 {
-                self.connect_props.clone().unwrap_or_default()
+                let mut p = self.connect_props.clone().unwrap_or_default();
+                if self.max_incoming_set && p.maximum_packet_size.is_none() {
+                    p.maximum_packet_size =
+                        Some(u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX));
+                }
+                p
             } else {
                 Properties::default()
             },
@@ -289,7 +303,10 @@ impl Client {
         self.locked_while_connected("max_queued_messages", |st| st.opts.max_queued = n)
     }
 
-    /// Time allowed for TCP/TLS/WebSocket set-up and for the CONNACK (default 5 s).
+    /// Time allowed for one whole connection attempt (default 5 s): one deadline covers the
+    /// DNS look-up (SRV included), TCP, the proxy's reply, the TLS handshake, the WebSocket
+    /// upgrade and the CONNACK, however slowly a peer drips its bytes. `disconnect()`,
+    /// `loop_stop()` and `reinitialise()` stop an attempt in progress. Locked while connected.
     pub fn connect_timeout_set(&self, timeout: Duration) -> Result<()> {
         if timeout.is_zero() {
             return Err(Error::invalid("the connect timeout must be positive"));
@@ -307,8 +324,12 @@ impl Client {
         Ok(())
     }
 
-    /// Largest packet accepted from the broker (default: MQTT's maximum). A bigger one
-    /// closes the connection with a protocol error, before its payload is buffered.
+    /// Largest packet accepted from the broker (default 16 MiB, [`DEFAULT_MAX_INCOMING_PACKET`];
+    /// MQTT's maximum is 256 MiB). A bigger one closes the connection with a protocol error
+    /// (MQTT 5: DISCONNECT 0x95) before its payload is buffered; the limit also bounds
+    /// WebSocket frames. With MQTT 5 the next CONNECTs announce it as Maximum Packet Size (unless
+    /// the `connect_with` properties carry one), so the broker drops a larger message for this
+    /// client instead of sending it again after every reconnect.
     pub fn max_incoming_packet_size_set(&self, n: usize) -> Result<()> {
         if n < 2 {
             return Err(Error::invalid(
@@ -317,6 +338,7 @@ impl Client {
         }
         self.with_state(|st| {
             st.opts.max_incoming_packet = n;
+            st.opts.max_incoming_set = true;
             st.sync_session();
         });
         Ok(())

@@ -78,10 +78,12 @@ pub(crate) fn wrap(
     let config = tungstenite::protocol::WebSocketConfig::default()
         // Write each frame at once (the loop has its own buffering).
         .write_buffer_size(0)
-        // Room for the largest MQTT packet (256 MiB + header), even when a broker puts a
-        // few packets in one message. Buffers grow with the data; nothing is pre-allocated.
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE))
+        // A frame or message may hold the largest packet the client accepts (and a little
+        // more: a broker may put a few packets in one message). tungstenite reserves a whole
+        // frame's length from its header, so this limit is what bounds the memory a broker
+        // can make the client take with one header.
+        .max_message_size(Some(ws_limit(p.max_packet)))
+        .max_frame_size(Some(ws_limit(p.max_packet)))
         .read_buffer_size(READ_BUFFER);
     match tungstenite::client::client_with_config(req, inner, Some(config)) {
         Ok((ws, _response)) => Ok(Box::new(WsStream {
@@ -96,9 +98,12 @@ pub(crate) fn wrap(
     }
 }
 
-/// Largest incoming WebSocket message or frame accepted (512 MiB).
+/// Largest incoming WebSocket message or frame accepted: the client's largest incoming
+/// packet plus 64 KiB (room for small packets sharing a message with a large one).
 #[cfg(feature = "websockets")]
-const MAX_MESSAGE: usize = 512 << 20;
+pub(crate) fn ws_limit(max_packet: usize) -> usize {
+    max_packet.saturating_add(64 << 10)
+}
 /// tungstenite's read chunk size.
 #[cfg(feature = "websockets")]
 const READ_BUFFER: usize = 64 << 10;

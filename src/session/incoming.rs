@@ -252,7 +252,7 @@ impl Session {
             self.assigned_id = p.assigned_client_identifier.clone();
         }
         if !c.session_present {
-            self.inbound_qos2.clear();
+            self.forget_inbound_qos2();
         }
         self.phase = Phase::Connected;
         self.last_in = now;
@@ -387,6 +387,7 @@ impl Session {
             },
             timestamp: Instant::now(),
         });
+        self.check_receive_quota(pkid, qos, &msg)?;
         match qos {
             QoS::AtMostOnce => self.push_event(Event::Message { msg, ack: None }),
             QoS::AtLeastOnce => {
