@@ -89,6 +89,17 @@
 //! QoS 1/2 messages (`Err(QueueSize)` past it) and [`Client::max_outgoing_bytes_set`] limits
 //! the bytes waiting for the socket (a publisher on another thread then waits for room).
 //!
+//! ## What a broker can make the client do
+//!
+//! Nothing without bound. Incoming packets are limited to [`DEFAULT_MAX_INCOMING_PACKET`]
+//! (16 MiB; [`Client::max_incoming_packet_size_set`] changes it and, with MQTT 5, announces
+//! it as Maximum Packet Size), also for WebSocket frames; a packet that would take more than
+//! 8 times its wire size once decoded is refused. Incoming QoS 2 messages waiting for PUBREL
+//! stay within the client's Receive Maximum and 64 MiB (DISCONNECT 0x93 past them). While
+//! the broker reads nothing the client stops reading too, and a connection whose output made
+//! no progress for a keepalive is closed. One deadline ([`Client::connect_timeout_set`])
+//! bounds a whole connect: DNS, TCP, proxy, TLS, WebSocket upgrade and CONNACK.
+//!
 //! ## Features
 //!
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
