@@ -105,8 +105,9 @@
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
 //! - `websockets` (default): MQTT over WebSockets through `tungstenite`
 //!   ([`Transport::WebSockets`], [`Client::ws_set_options`]).
-//! - `srv` (default): [`Client::connect_srv`] through `hickory-resolver` (its runtime lives
-//!   only inside that call).
+//! - `srv` (opt-in): [`Client::connect_srv`] through `hickory-resolver`, which brings a
+//!   current-thread tokio runtime that lives only inside that call (about 90 more crates;
+//!   without the feature `connect_srv` returns `Err(NotSupported)`).
 //!
 //! TCP, Unix sockets ([`Transport::Unix`]) and SOCKS5/HTTP CONNECT proxies
 //! ([`Client::proxy_set`]) need no feature. `--no-default-features` builds a lean TCP-only
@@ -118,8 +119,14 @@
 //! `log` crate under the target `mqtt_sync` (turn the latter off with
 //! [`Client::disable_logger`]). Passwords are never logged.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+
+#[cfg(not(unix))]
+compile_error!(
+    "mqtt-sync supports Unix only: it uses Unix file descriptors and Unix-domain sockets (Linux is tested)"
+);
 
 mod client;
 pub mod codec;
@@ -140,6 +147,7 @@ pub use error::*;
 pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
 pub use options::{Auth, ConnectOptions, Will};
@@ -148,3 +156,13 @@ pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,
     RetainHandling, SubscribeOptions, Transport,
 };
+
+/// Guides, as on the project's pages: the porting guide from Paho Python and the architecture
+/// notes. (Documentation only; the module holds no items.)
+#[cfg(all(doc, not(doctest)))]
+pub mod docs {
+    #[doc = include_str!("../docs/porting.md")]
+    pub mod porting {}
+    #[doc = include_str!("../docs/architecture.md")]
+    pub mod architecture {}
+}

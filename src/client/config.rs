@@ -435,6 +435,7 @@ impl Client {
 
     /// Uses a `native_tls::TlsConnector` you built (Paho's `tls_set_context`).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_set_context(&self, connector: native_tls::TlsConnector) -> Result<()> {
         let settings = network::tls::TlsSettings::from_connector(connector);
         self.with_net(|n| {

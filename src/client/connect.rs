@@ -73,6 +73,7 @@ impl Client {
     /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
     /// order — by priority, then weighted random within a priority — until one connects.
     /// The connect timeout bounds the whole call: the look-up and every target tried.
+    /// Needs the `srv` feature (opt-in); without it, `Err(NotSupported)`.
     pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
         if domain.is_empty() {
             return Err(Error::invalid("connect_srv needs a domain"));
