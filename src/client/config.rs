@@ -221,6 +221,37 @@ impl Client {
     pub fn username(&self) -> Option<String> {
         self.inner.lock().opts.username.clone()
     }
+    /// The connect timeout (Paho's `connect_timeout` property; default 5 s).
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.lock().opts.connect_timeout
+    }
+    /// The in-flight window for QoS 1/2 (Paho's `max_inflight_messages`; 0 = unlimited).
+    pub fn max_inflight_messages(&self) -> u16 {
+        self.inner.lock().opts.max_inflight
+    }
+    /// The limit of stored outgoing QoS 1/2 messages (Paho's `max_queued_messages`; 0 =
+    /// unlimited).
+    pub fn max_queued_messages(&self) -> usize {
+        self.inner.lock().opts.max_queued
+    }
+    /// The will's topic, if a will is set (Paho's `will_topic`).
+    pub fn will_topic(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .opts
+            .will
+            .as_ref()
+            .map(|w| w.topic.clone())
+    }
+    /// The will's payload, if a will is set (Paho's `will_payload`).
+    pub fn will_payload(&self) -> Option<Vec<u8>> {
+        self.inner
+            .lock()
+            .opts
+            .will
+            .as_ref()
+            .map(|w| w.payload.clone())
+    }
 
     /// Sets user name and optional password for the next connect.
     pub fn username_pw_set(&self, username: &str, password: Option<&str>) -> Result<()> {
