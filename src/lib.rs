@@ -121,6 +121,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
 #[cfg(not(unix))]
@@ -129,7 +130,15 @@ compile_error!(
 );
 
 mod client;
+/// The packet codec (encode/decode of every MQTT 3.1/3.1.1/5 packet), for tests and tools.
+/// Not part of the stable API: behind the `unstable-codec` feature, and it may change in any
+/// release.
+#[cfg(feature = "unstable-codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unstable-codec")))]
 pub mod codec;
+#[cfg(not(feature = "unstable-codec"))]
+#[allow(dead_code, unused_imports)]
+pub(crate) mod codec;
 mod completion;
 mod error;
 mod helpers;

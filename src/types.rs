@@ -32,6 +32,7 @@ impl Protocol {
 
 /// How the client reaches the broker (Paho's `transport="tcp" | "websockets" | "unix"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Transport {
     /// Plain TCP (optionally wrapped in TLS). The default.
     #[default]

@@ -28,6 +28,7 @@ pub enum CertReqs {
 
 /// Minimum TLS protocol version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.0
     Tls10,
