@@ -68,3 +68,25 @@ fn a_wildcard_topic_is_an_argument_error_also_offline() {
     let e = c.subscribe("a/#/b", QoS::AtMostOnce).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e:?}");
 }
+
+/// Timeout, Protocol, Tls and Dns messages say what to do next.
+#[test]
+fn error_messages_say_what_to_do_next() {
+    let t = Error::Timeout.to_string();
+    assert!(t.contains("connect_timeout_set"), "{t}");
+    let p = Error::Protocol("x".into()).to_string();
+    assert!(
+        p.starts_with("protocol error: x") && p.contains("check"),
+        "{p}"
+    );
+    let tls = Error::Tls("x".into()).to_string();
+    assert!(
+        tls.starts_with("TLS error: x") && tls.contains("CA file"),
+        "{tls}"
+    );
+    let d = Error::Dns("x".into()).to_string();
+    assert!(
+        d.starts_with("DNS lookup failed: x") && d.contains("host name"),
+        "{d}"
+    );
+}
