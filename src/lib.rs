@@ -163,7 +163,7 @@ pub use options::{Auth, ConnectOptions, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,
-    RetainHandling, SubscribeOptions, Transport,
+    RetainHandling, Stats, SubscribeOptions, Transport,
 };
 
 /// Guides, as on the project's pages: the porting guide from Paho Python and the architecture

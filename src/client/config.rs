@@ -221,6 +221,25 @@ impl Client {
     pub fn username(&self) -> Option<String> {
         self.inner.lock().opts.username.clone()
     }
+    /// Outgoing QoS 1/2 messages stored and not yet sent on the current connection (waiting
+    /// for the in-flight window, or for a connection).
+    pub fn queued_messages(&self) -> usize {
+        let st = self.inner.lock();
+        st.session.outgoing_len() - st.session.inflight_len()
+    }
+    /// Outgoing QoS 1/2 messages sent on the current connection and not yet acknowledged.
+    pub fn inflight_messages(&self) -> usize {
+        self.inner.lock().session.inflight_len()
+    }
+    /// Bytes waiting to be written to the socket.
+    pub fn pending_bytes(&self) -> usize {
+        self.inner.lock().session.pending_bytes()
+    }
+    /// Counters for monitoring: messages sent and received per QoS, connections (and so
+    /// reconnects), bytes.
+    pub fn stats(&self) -> crate::Stats {
+        self.inner.lock().session.stats()
+    }
     /// The connect timeout (Paho's `connect_timeout` property; default 5 s).
     pub fn connect_timeout(&self) -> Duration {
         self.inner.lock().opts.connect_timeout

@@ -246,6 +246,7 @@ impl State {
     /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
     /// Identifier becomes the client id.
     pub(super) fn connack_succeeded(&mut self) {
+        self.session.count_connection();
         self.backoff = None;
         self.connected_once = true;
         if let Some(id) = self.session.take_assigned_client_id() {

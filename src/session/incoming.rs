@@ -31,6 +31,10 @@ impl Session {
                 Ok(None) => return Ok(used),
                 Ok(Some((pkt, n))) => {
                     used += n;
+                    self.stats.bytes_received += n as u64;
+                    if let Packet::Publish(p) = &pkt {
+                        self.stats.messages_received[p.qos as usize] += 1;
+                    }
                     self.last_in = now;
                     if let Err(c) = self.handle_packet(pkt, now) {
                         return Err((used, c));

@@ -286,6 +286,8 @@ pub(crate) struct Session {
     /// QoS 0 messages below this sequence number are complete.
     qos0_done: u64,
     qos0_track: Arc<Qos0Track>,
+    /// Counters for monitoring (`Client::stats`).
+    stats: crate::types::Stats,
     /// Total bytes ever appended to `out` / written from it (for QoS 0 completion).
     appended_total: u64,
     written_total: u64,
@@ -342,6 +344,7 @@ impl Session {
             qos0_next: 0,
             qos0_done: 0,
             qos0_track: Qos0Track::new(notify.clone()),
+            stats: crate::types::Stats::default(),
             appended_total: 0,
             written_total: 0,
             pending_subs: HashMap::new(),
@@ -461,6 +464,21 @@ impl Session {
         self.outgoing.len()
     }
 
+    /// Outgoing QoS 1/2 messages sent on this connection and not yet acknowledged.
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.inflight
+    }
+
+    /// The counters since the session was made.
+    pub(crate) fn stats(&self) -> crate::types::Stats {
+        self.stats
+    }
+
+    /// A connection reached CONNACK success (counted for `Stats`).
+    pub(crate) fn count_connection(&mut self) {
+        self.stats.connections += 1;
+    }
+
     /// The first `n` bytes of [`Session::pending_out`] were written to the socket.
     pub(crate) fn written(&mut self, n: usize, now: Instant) {
         if n == 0 {
@@ -468,6 +486,7 @@ impl Session {
         }
         self.out_pos += n;
         self.written_total += n as u64;
+        self.stats.bytes_sent += n as u64;
         self.last_out = now;
         if self.out_pos >= self.out.len() {
             self.out.clear();
