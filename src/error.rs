@@ -57,7 +57,10 @@ pub enum Error {
     #[error("the client is not connected to a broker; call connect() and run a loop first")]
     NoConnection,
     /// The broker broke the protocol, or sent a malformed packet; the connection is closed.
-    #[error("protocol error: {0}")]
+    #[error(
+        "protocol error: {0} (the connection was closed; check that the port speaks MQTT and the \
+         protocol version the client uses)"
+    )]
     Protocol(String),
     /// The broker refused the connection with this reason code.
     #[error("connection refused by the broker: {} ({rc})", connack_string(.0.value()), rc = .0)]
@@ -68,7 +71,10 @@ pub enum Error {
     )]
     ConnectionLost,
     /// A TLS set-up or handshake error.
-    #[error("TLS error: {0}")]
+    #[error(
+        "TLS error: {0} (check the CA file, that the certificate is for the host name you \
+         connect to, and that the port speaks TLS)"
+    )]
     Tls(String),
     /// A packet would exceed a size limit (MQTT's 268435455 bytes, or the broker's maximum
     /// packet size).
@@ -94,10 +100,16 @@ pub enum Error {
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
     /// A wait ran out of time.
-    #[error("timed out waiting")]
+    #[error(
+        "timed out waiting (for a connect: is the broker reachable and answering? \
+         connect_timeout_set gives it longer)"
+    )]
     Timeout,
     /// A name lookup failed (host name or DNS SRV).
-    #[error("DNS lookup failed: {0}")]
+    #[error(
+        "DNS lookup failed: {0} (check the host name; for connect_srv the domain's SRV records \
+         and srv_nameserver_set)"
+    )]
     Dns(String),
     /// A WebSocket handshake or framing error.
     #[error("WebSocket error: {0}")]

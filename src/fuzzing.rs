@@ -194,7 +194,8 @@ mod ws {
     }
 
     /// Feeds `frames` (what the broker sends after the upgrade) to the client's WebSocket
-    /// read path, as the network loop reads it: `read` until it returns 0, an error, or
+    /// read path, with the limits of the default maximum incoming packet size, as the network
+    /// loop reads it: `read` until it returns 0, an error, or
     /// `WouldBlock` with nothing left. `opts` shapes the delivery: bits 0-3 the bytes per
     /// socket read (1..=16, 15 meaning 64 KiB), bit 4 a `WouldBlock` between reads, bit 5
     /// end of stream (rather than `WouldBlock`) at the end, bits 6-7 the caller's buffer size
@@ -214,7 +215,8 @@ mod ws {
             eof: opts & 0x20 != 0,
             drained: drained.clone(),
         };
-        let mut ws = crate::network::ws::after_upgrade(Box::new(sock));
+        let mut ws =
+            crate::network::ws::after_upgrade(Box::new(sock), crate::DEFAULT_MAX_INCOMING_PACKET);
         let mut buf = vec![0u8; [1, 7, 4096, 64 << 10][usize::from(opts >> 6)]];
         let mut out = WsReadOutcome::default();
         // Each round either ends the loop, returns data or consumes input (a stuttering
@@ -246,7 +248,7 @@ mod ws {
 
 pub use session::{session, SessionOutcome};
 
-/// The `session` target: the real sans-I/O [`Session`](crate::session::Session) receiving
+/// The `session` target: the real sans-I/O `Session` (`src/session`) receiving
 /// what a broker sends after a CONNACK, driven as the client's loop drives it.
 mod session {
     use std::collections::HashMap;
@@ -302,7 +304,7 @@ mod session {
         out: SessionOutcome,
     }
 
-    /// Feeds `data` to a [`Session`] after a valid CONNACK, as the client's read loop does,
+    /// Feeds `data` to a `Session` after a valid CONNACK, as the client's read loop does,
     /// and panics if the session breaks an invariant.
     ///
     /// Byte 0 shapes the session: bits 0-1 the protocol (value % 3: 3.1, 3.1.1, 5); bits 2-3

@@ -89,13 +89,25 @@
 //! QoS 1/2 messages (`Err(QueueSize)` past it) and [`Client::max_outgoing_bytes_set`] limits
 //! the bytes waiting for the socket (a publisher on another thread then waits for room).
 //!
+//! ## What a broker can make the client do
+//!
+//! Nothing without bound. Incoming packets are limited to [`DEFAULT_MAX_INCOMING_PACKET`]
+//! (16 MiB; [`Client::max_incoming_packet_size_set`] changes it and, with MQTT 5, announces
+//! it as Maximum Packet Size), also for WebSocket frames; a packet that would take more than
+//! 8 times its wire size once decoded is refused. Incoming QoS 2 messages waiting for PUBREL
+//! stay within the client's Receive Maximum and 64 MiB (DISCONNECT 0x93 past them). While
+//! the broker reads nothing the client stops reading too, and a connection whose output made
+//! no progress for a keepalive is closed. One deadline ([`Client::connect_timeout_set`])
+//! bounds a whole connect: DNS, TCP, proxy, TLS, WebSocket upgrade and CONNACK.
+//!
 //! ## Features
 //!
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
 //! - `websockets` (default): MQTT over WebSockets through `tungstenite`
 //!   ([`Transport::WebSockets`], [`Client::ws_set_options`]).
-//! - `srv` (default): [`Client::connect_srv`] through `hickory-resolver` (its runtime lives
-//!   only inside that call).
+//! - `srv` (opt-in): [`Client::connect_srv`] through `hickory-resolver`, which brings a
+//!   current-thread tokio runtime that lives only inside that call (about 90 more crates;
+//!   without the feature `connect_srv` returns `Err(NotSupported)`).
 //!
 //! TCP, Unix sockets ([`Transport::Unix`]) and SOCKS5/HTTP CONNECT proxies
 //! ([`Client::proxy_set`]) need no feature. `--no-default-features` builds a lean TCP-only
@@ -107,11 +119,26 @@
 //! `log` crate under the target `mqtt_sync` (turn the latter off with
 //! [`Client::disable_logger`]). Passwords are never logged.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(not(unix))]
+compile_error!(
+    "mqtt-sync supports Unix only: it uses Unix file descriptors and Unix-domain sockets (Linux is tested)"
+);
+
 mod client;
+/// The packet codec (encode/decode of every MQTT 3.1/3.1.1/5 packet), for tests and tools.
+/// Not part of the stable API: behind the `unstable-codec` feature, and it may change in any
+/// release.
+#[cfg(feature = "unstable-codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unstable-codec")))]
 pub mod codec;
+#[cfg(not(feature = "unstable-codec"))]
+#[allow(dead_code, unused_imports)]
+pub(crate) mod codec;
 mod completion;
 mod error;
 #[cfg(feature = "fuzzing")]
@@ -127,16 +154,27 @@ mod time;
 mod topic;
 mod types;
 
-pub use client::{Client, ClientBuilder, WeakClient};
+pub use client::{Client, ClientBuilder, WeakClient, DEFAULT_MAX_INCOMING_PACKET};
 pub use error::*;
 pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
 pub use options::{Auth, ConnectOptions, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,
-    RetainHandling, SubscribeOptions, Transport,
+    RetainHandling, Stats, SubscribeOptions, Transport,
 };
+
+/// Guides, as on the project's pages: the porting guide from Paho Python and the architecture
+/// notes. (Documentation only; the module holds no items.)
+#[cfg(all(doc, not(doctest)))]
+pub mod docs {
+    #[doc = include_str!("../docs/porting.md")]
+    pub mod porting {}
+    #[doc = include_str!("../docs/architecture.md")]
+    pub mod architecture {}
+}

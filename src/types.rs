@@ -32,6 +32,7 @@ impl Protocol {
 
 /// How the client reaches the broker (Paho's `transport="tcp" | "websockets" | "unix"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum Transport {
     /// Plain TCP (optionally wrapped in TLS). The default.
     #[default]
@@ -454,5 +455,29 @@ impl Properties {
     /// True when no property is set.
     pub fn is_empty(&self) -> bool {
         *self == Properties::default()
+    }
+}
+
+/// Counters for monitoring ([`Client::stats`](crate::Client::stats)), since the client was
+/// made (`reinitialise` starts them again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// PUBLISH packets sent, by QoS (index 0, 1, 2); resends after a reconnect not counted.
+    pub messages_sent: [u64; 3],
+    /// PUBLISH packets received, by QoS (index 0, 1, 2), duplicates included.
+    pub messages_received: [u64; 3],
+    /// Connections that reached a successful CONNACK.
+    pub connections: u64,
+    /// Bytes written to the socket (all packets, MQTT framing included).
+    pub bytes_sent: u64,
+    /// Bytes of whole packets received from the broker.
+    pub bytes_received: u64,
+}
+
+impl Stats {
+    /// Connections after the first: how often the client reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.connections.saturating_sub(1)
     }
 }

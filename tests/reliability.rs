@@ -596,6 +596,12 @@ fn flooded_client(id: &str) -> (ScriptedBroker, Client, Events<Ev>, ScriptedConn
     let c = v311(id);
     let ev = hook(&c);
     c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    let t00 = Instant::now();
+    c.on_log(move |_c, _l, m| {
+        if !m.contains("Received PUBLISH") && !m.contains("Sending PUBACK") {
+            eprintln!("LOG {:?} {m}", t00.elapsed());
+        }
+    });
     let conn = start(&broker, &c, &ev, 60);
     let f = flood(&c);
     // The broker reads nothing: the publisher is held.
@@ -612,6 +618,12 @@ fn a_held_publisher_writes_itself_while_the_loop_thread_waits_in_a_callback() {
     let c = v311("heldwrite");
     let ev = hook(&c);
     c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    let t00 = Instant::now();
+    c.on_log(move |_c, _l, m| {
+        if !m.contains("Received PUBLISH") && !m.contains("Sending PUBACK") {
+            eprintln!("LOG {:?} {m}", t00.elapsed());
+        }
+    });
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let release_rx = Mutex::new(release_rx);
     let in_callback: Events<()> = Events::new();
@@ -907,4 +919,242 @@ fn qos1_round_trips_do_not_stall_against_a_broker_with_nagle_on() {
         stalls <= n / 50,
         "{stalls} of {n} round trips took 35 ms or more (worst {worst:?})"
     );
+}
+
+// ----- Defect 7: memory a broker can make the client hold is bounded
+
+fn connect_v5_with(broker: &ScriptedBroker, c: &Client, props: Properties) {
+    let mut o = ConnectOptions::new(HOST);
+    o.port = broker.port();
+    o.keepalive = 60;
+    o.properties = Some(props);
+    c.connect_with(o).unwrap();
+    c.loop_start().unwrap();
+}
+
+/// More unacknowledged QoS 1/2 messages than the Receive Maximum the client announced: the
+/// client answers DISCONNECT 0x93 (Receive Maximum exceeded) and closes.
+#[test]
+fn more_messages_than_our_receive_maximum_get_disconnect_0x93() {
+    let broker = ScriptedBroker::bind();
+    let c = v5("rxmax");
+    let ev = hook(&c);
+    connect_v5_with(
+        &broker,
+        &c,
+        Properties {
+            receive_maximum: Some(3),
+            ..Default::default()
+        },
+    );
+    let (mut conn, _) = accept_connack(&broker, &ev, &s::connack_v5(false, 0, &[]));
+    for mid in 1..=3u16 {
+        conn.send(&s::publish_v5("rx/t", b"x", 2, mid, false, false, &[]));
+        conn.expect_packet(&s::pubrec(mid), T);
+    }
+    conn.send(&s::publish_v5("rx/t", b"x", 2, 4, false, false, &[]));
+    let d = conn.read_packet(T);
+    assert_eq!(d[0], 0xE0, "DISCONNECT expected, got {}", hex(&d));
+    assert_eq!(
+        d.get(2),
+        Some(&0x93),
+        "reason 0x93 expected, got {}",
+        hex(&d)
+    );
+    conn.expect_closed(T);
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert!(matches!(e, Ev::Disconnect { rc, .. } if rc != 0), "{e:?}");
+    c.loop_stop().unwrap();
+}
+
+/// QoS 2 messages the broker never releases (no PUBREL) are held for exactly-once delivery;
+/// past 64 MiB of them the connection is closed instead of growing (MQTT 3.1.1, where no
+/// Receive Maximum exists).
+#[test]
+fn unreleased_qos2_messages_are_bounded() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("q2bound");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let payload = vec![0x55u8; 1 << 20];
+    let mut writer = conn.stream().try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        for mid in 1..=80u16 {
+            let p = s::publish("q2/t", &payload, 2, mid, false, false);
+            if writer.write_all(&p).is_err() {
+                return;
+            }
+        }
+    });
+    let mut pubrecs = 0;
+    loop {
+        match conn.try_read_packet(T) {
+            Ok(p) if p[0] == 0x50 => pubrecs += 1,
+            Ok(p) => panic!("unexpected packet {}", hex(&p)),
+            Err(support::scripted::ReadError::Closed { .. }) => break,
+            Err(e) => panic!("the client neither acknowledged nor closed: {e:?}"),
+        }
+    }
+    assert!(
+        (60..=64).contains(&pubrecs),
+        "{pubrecs} PUBRECs before the close (64 MiB hold 64 of the 1 MiB messages)"
+    );
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert!(matches!(e, Ev::Disconnect { rc, .. } if rc != 0), "{e:?}");
+    c.loop_stop().unwrap();
+    let _ = sender.join();
+}
+
+/// `max_incoming_packet_size_set` is announced as Maximum Packet Size in the MQTT 5 CONNECT
+/// (so the broker drops a larger message instead of sending it after every reconnect); without
+/// the setter the CONNECT carries no such property.
+#[test]
+fn max_incoming_packet_size_is_announced_in_the_v5_connect() {
+    for set in [true, false] {
+        let broker = ScriptedBroker::bind();
+        let c = v5("maxpkt");
+        let ev = hook(&c);
+        if set {
+            c.max_incoming_packet_size_set(1000).unwrap();
+        }
+        c.connect(HOST, broker.port(), 60).unwrap();
+        c.loop_start().unwrap();
+        let (_conn, connect) = accept_connack(&broker, &ev, &s::connack_v5(false, 0, &[]));
+        let announced = connect
+            .windows(5)
+            .any(|w| w == [0x27, 0x00, 0x00, 0x03, 0xE8]);
+        assert_eq!(announced, set, "CONNECT {}", hex(&connect));
+        c.disconnect().unwrap();
+        c.loop_stop().unwrap();
+    }
+}
+
+/// The default incoming limit is 16 MiB, not MQTT's 256 MiB: a header announcing more closes
+/// the connection before anything is buffered.
+#[test]
+fn the_default_incoming_limit_refuses_a_packet_over_16_mib() {
+    assert_eq!(mqtt_sync::DEFAULT_MAX_INCOMING_PACKET, 16 << 20);
+    let broker = ScriptedBroker::bind();
+    let c = v311("deflimit");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    // PUBLISH QoS 0 whose remaining length is 16 MiB + 1: 0x30, varint 0x01 0x80 0x80 0x08.
+    let mut head = vec![0x30];
+    encode_varint((16 << 20) + 1, &mut head);
+    head.extend_from_slice(&mqtt_str("big"));
+    conn.send(&head);
+    conn.expect_closed(T);
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert!(matches!(e, Ev::Disconnect { rc, .. } if rc != 0), "{e:?}");
+    c.loop_stop().unwrap();
+}
+
+/// A packet whose decoded form would be many times its wire size (50,000 empty user
+/// properties: 250 KB on the wire, 2.4 MB decoded) is refused as malformed (0x81).
+#[test]
+fn a_packet_that_inflates_when_decoded_is_refused() {
+    let broker = ScriptedBroker::bind();
+    let c = v5("inflate");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let mut props = Vec::with_capacity(250_000);
+    for _ in 0..50_000 {
+        props.extend_from_slice(&[0x26, 0, 0, 0, 0]);
+    }
+    conn.send(&s::publish_v5("inf/t", b"x", 0, 0, false, false, &props));
+    let d = conn.read_packet(T);
+    assert_eq!(d[0], 0xE0, "DISCONNECT expected, got {}", hex(&d));
+    assert_eq!(
+        d.get(2),
+        Some(&0x81),
+        "reason 0x81 expected, got {}",
+        hex(&d)
+    );
+    conn.expect_closed(T);
+    c.loop_stop().unwrap();
+}
+
+/// A broker that never reads while it keeps sending (QoS 1 messages, so the client owes
+/// PUBACKs, and PINGRESPs so the keepalive looks satisfied) cannot make the client queue
+/// acknowledgements without bound: the client stops reading once its output is full and
+/// closes the connection after a keepalive without progress.
+#[test]
+fn a_broker_that_never_reads_is_cut_off_after_the_keepalive() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("noread");
+    c.max_outgoing_bytes_set(64 * 1024).unwrap();
+    // Only on_disconnect: recording every message would slow the client down and keep the
+    // kernel buffers busy for long.
+    let (dtx, drx) = std::sync::mpsc::channel();
+    c.on_disconnect(move |_c, _f, rc, _p| {
+        let _ = dtx.send(rc.value());
+    });
+    let (ctx, crx) = std::sync::mpsc::channel();
+    c.on_connect(move |_c, _f, rc, _p| {
+        let _ = ctx.send(rc.value());
+    });
+    c.connect(HOST, broker.port(), 2).unwrap();
+    c.loop_start().unwrap();
+    let mut conn = broker.accept(T);
+    let _connect = conn.read_packet(T);
+    conn.send(&s::connack(false, 0));
+    assert_eq!(crx.recv_timeout(T).unwrap(), 0);
+    // Small kernel buffers on both sides: the client's output soon waits in the client.
+    socket2::SockRef::from(conn.stream())
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let fd = c.socket().expect("socket");
+    // SAFETY: the client's socket stays open while it is connected (this test's lifetime).
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&bfd)
+        .set_send_buffer_size(4096)
+        .unwrap();
+    let mut writer = conn.stream().try_clone().unwrap();
+    writer
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let sender = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut mid = 0u16;
+        let mut sent = 0usize;
+        let mut last_ping = Instant::now();
+        // Whole packets only: a partial write's rest goes first next time.
+        let mut batch: Vec<u8> = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if batch.is_empty() {
+                for _ in 0..256 {
+                    mid = mid % 65535 + 1;
+                    batch.extend_from_slice(&s::publish("nr/t", b"", 1, mid, false, false));
+                }
+                if last_ping.elapsed() > Duration::from_millis(300) {
+                    batch.extend_from_slice(&s::pingresp());
+                    last_ping = Instant::now();
+                }
+            }
+            match writer.write(&batch) {
+                Ok(n) => {
+                    sent += n;
+                    batch.drain(..n);
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        sent
+    });
+    // Cut off within a few keepalives (2 s), not kept for ever.
+    let rc = drx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("the connection was not closed");
+    assert_eq!(rc, ReasonCode::KEEP_ALIVE_TIMEOUT.value());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    // The client stopped reading: the broker could not push an unbounded stream into it.
+    assert!(sent < 256 << 20, "the broker wrote {sent} bytes");
+    c.loop_stop().unwrap();
 }

@@ -163,6 +163,8 @@ mod wss {
 #[derive(Clone, Copy, PartialEq)]
 enum Upgrade {
     Accept,
+    /// Accept, CONNACK, then a frame header announcing 256 MiB.
+    HugeFrame,
     NoProtocol,
     Forbidden,
 }
@@ -245,13 +247,13 @@ fn scripted_ws(mode: Upgrade) -> (u16, mpsc::Receiver<String>, std::thread::Join
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {accept}\r\n\r\n"
             ),
-            Upgrade::Accept => format!(
+            Upgrade::Accept | Upgrade::HugeFrame => format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
             ),
         };
         s.write_all(resp.as_bytes()).unwrap();
-        if mode != Upgrade::Accept {
+        if !matches!(mode, Upgrade::Accept | Upgrade::HugeFrame) {
             return Seen {
                 connect: Vec::new(),
                 all_masked: true,
@@ -260,6 +262,19 @@ fn scripted_ws(mode: Upgrade) -> (u16, mpsc::Receiver<String>, std::thread::Join
         }
         let (op, mut all_masked, connect) = read_frame(&mut s);
         assert_eq!(op, 0x82, "CONNECT in one final binary frame");
+        if mode == Upgrade::HugeFrame {
+            s.write_all(&[0x82, 0x04, 0x20, 0x02, 0x00, 0x00]).unwrap();
+            s.write_all(&[0x82, 0x7F, 0, 0, 0, 0, 0x10, 0, 0, 0, 0x30, 0x30])
+                .unwrap();
+            // The client closes (EOF), or the read times out (T) if it waits for the frame.
+            let mut rest = Vec::new();
+            let closed = s.read_to_end(&mut rest).is_ok();
+            return Seen {
+                connect,
+                all_masked,
+                pong: closed,
+            };
+        }
         // Ping, then CONNACK 20 02 00 00 as two frames.
         s.write_all(&[0x89, 0x00, 0x82, 0x02, 0x20, 0x02, 0x82, 0x02, 0x00, 0x00])
             .unwrap();
@@ -365,4 +380,25 @@ fn ws_path_must_start_with_a_slash() {
         client.ws_set_options("mqtt", &[]),
         Err(Error::InvalidArgument(_))
     ));
+}
+
+/// A WebSocket frame header announcing more than the client's incoming packet limit closes
+/// the connection at once: nothing is reserved for it (tungstenite reserved the announced
+/// length, up to a fixed 512 MiB, whatever the limit) and the client does not wait for it.
+#[test]
+fn ws_frame_larger_than_the_incoming_limit_closes_the_connection() {
+    let (port, _rx, server) = scripted_ws(Upgrade::HugeFrame);
+    let p = ws_probe("ws-huge-frame");
+    p.client.max_incoming_packet_size_set(64 * 1024).unwrap();
+    let (dtx, drx) = mpsc::channel();
+    p.client.on_disconnect(move |_c, _f, rc, _p| {
+        let _ = dtx.send(rc);
+    });
+    p.connect_ok("localhost", port);
+    let rc = drx
+        .recv_timeout(T)
+        .expect("the client still waits for the 256 MiB frame");
+    assert!(rc.is_failure(), "{rc:?}");
+    let seen = server.join().unwrap();
+    assert!(seen.pong, "the client closed its socket");
 }

@@ -322,6 +322,8 @@ fn unparse(px: &ProxyOptions) -> Option<String> {
         (ProxyType::Socks5, true) => "socks5h",
         (ProxyType::Socks5, false) => "socks5",
         (ProxyType::Http, _) => "http",
+        // ProxyType is non_exhaustive: a new kind has no URL form known here.
+        _ => return None,
     };
     let enc = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
     let userinfo = match (&px.username, &px.password) {

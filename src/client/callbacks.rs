@@ -53,6 +53,9 @@ fn slot<F: ?Sized>(f: Box<F>) -> Slot<F> {
 macro_rules! setter {
     ($(#[$m:meta])* fn $name:ident: $ty:path, ($($arg:ty),*)) => {
         $(#[$m])*
+        ///
+        #[doc = concat!("Paho: `client.", stringify!($name), "`; see the porting guide's ")]
+        /// [callbacks section](crate::docs::porting#24-callbacks).
         pub fn $name(&self, f: impl FnMut($($arg),*) + Send + 'static) {
             let b: Box<$ty> = Box::new(f);
             let (publish, sockets) = {
@@ -118,6 +121,9 @@ impl Client {
 
     /// `on_log(client, level, line)`: internal log lines (also from user threads, so `Fn +
     /// Sync`).
+    ///
+    /// Paho: `client.on_log`; see the porting guide's
+    /// [callbacks section](crate::docs::porting#24-callbacks).
     pub fn on_log(&self, f: impl Fn(&Client, LogLevel, &str) + Send + Sync + 'static) {
         self.inner.callbacks().on_log = Some(Arc::new(f));
         self.inner.has_on_log.store(true, Ordering::Relaxed);
@@ -128,6 +134,9 @@ impl Client {
 
     /// Adds (or replaces) a callback for messages whose topic matches `sub`. Every matching
     /// filter's callback runs; `on_message` only when none matched.
+    ///
+    /// Paho: `client.message_callback_add`; see the porting guide's
+    /// [callbacks section](crate::docs::porting#24-callbacks).
     pub fn message_callback_add(
         &self,
         sub: &str,

@@ -47,7 +47,15 @@ pub(super) struct Options {
     pub max_queued: usize,
     /// Largest packet accepted from the broker.
     pub max_incoming_packet: usize,
+    /// `max_incoming_packet_size_set` was called: MQTT 5 CONNECTs announce the limit as
+    /// Maximum Packet Size.
+    pub max_incoming_set: bool,
 }
+
+/// The default largest packet accepted from the broker: 16 MiB, so that a broker cannot make
+/// a client buffer a 256 MiB packet (MQTT's maximum) it never asked for. Larger messages need
+/// `max_incoming_packet_size_set`.
+pub const DEFAULT_MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
 fn random_client_id() -> String {
     use std::collections::hash_map::RandomState;
@@ -111,7 +119,8 @@ impl Options {
             srv_nameserver: None,
             max_inflight: 20,
             max_queued: 0,
-            max_incoming_packet: codec::MAX_REMAINING_LENGTH + 5,
+            max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,
+            max_incoming_set: false,
         }
     }
 
@@ -137,7 +146,12 @@ impl Options {
             username: self.username.clone(),
             password: self.password.clone(),
             properties: if v5 {
-                self.connect_props.clone().unwrap_or_default()
+                let mut p = self.connect_props.clone().unwrap_or_default();
+                if self.max_incoming_set && p.maximum_packet_size.is_none() {
+                    p.maximum_packet_size =
+                        Some(u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX));
+                }
+                p
             } else {
                 Properties::default()
             },
@@ -206,6 +220,56 @@ impl Client {
     /// The user name set by `username_pw_set`.
     pub fn username(&self) -> Option<String> {
         self.inner.lock().opts.username.clone()
+    }
+    /// Outgoing QoS 1/2 messages stored and not yet sent on the current connection (waiting
+    /// for the in-flight window, or for a connection).
+    pub fn queued_messages(&self) -> usize {
+        let st = self.inner.lock();
+        st.session.outgoing_len() - st.session.inflight_len()
+    }
+    /// Outgoing QoS 1/2 messages sent on the current connection and not yet acknowledged.
+    pub fn inflight_messages(&self) -> usize {
+        self.inner.lock().session.inflight_len()
+    }
+    /// Bytes waiting to be written to the socket.
+    pub fn pending_bytes(&self) -> usize {
+        self.inner.lock().session.pending_bytes()
+    }
+    /// Counters for monitoring: messages sent and received per QoS, connections (and so
+    /// reconnects), bytes.
+    pub fn stats(&self) -> crate::Stats {
+        self.inner.lock().session.stats()
+    }
+    /// The connect timeout (Paho's `connect_timeout` property; default 5 s).
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.lock().opts.connect_timeout
+    }
+    /// The in-flight window for QoS 1/2 (Paho's `max_inflight_messages`; 0 = unlimited).
+    pub fn max_inflight_messages(&self) -> u16 {
+        self.inner.lock().opts.max_inflight
+    }
+    /// The limit of stored outgoing QoS 1/2 messages (Paho's `max_queued_messages`; 0 =
+    /// unlimited).
+    pub fn max_queued_messages(&self) -> usize {
+        self.inner.lock().opts.max_queued
+    }
+    /// The will's topic, if a will is set (Paho's `will_topic`).
+    pub fn will_topic(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .opts
+            .will
+            .as_ref()
+            .map(|w| w.topic.clone())
+    }
+    /// The will's payload, if a will is set (Paho's `will_payload`).
+    pub fn will_payload(&self) -> Option<Vec<u8>> {
+        self.inner
+            .lock()
+            .opts
+            .will
+            .as_ref()
+            .map(|w| w.payload.clone())
     }
 
     /// Sets user name and optional password for the next connect.
@@ -289,7 +353,10 @@ impl Client {
         self.locked_while_connected("max_queued_messages", |st| st.opts.max_queued = n)
     }
 
-    /// Time allowed for TCP/TLS/WebSocket set-up and for the CONNACK (default 5 s).
+    /// Time allowed for one whole connection attempt (default 5 s): one deadline covers the
+    /// DNS look-up (SRV included), TCP, the proxy's reply, the TLS handshake, the WebSocket
+    /// upgrade and the CONNACK, however slowly a peer drips its bytes. `disconnect()`,
+    /// `loop_stop()` and `reinitialise()` stop an attempt in progress. Locked while connected.
     pub fn connect_timeout_set(&self, timeout: Duration) -> Result<()> {
         if timeout.is_zero() {
             return Err(Error::invalid("the connect timeout must be positive"));
@@ -307,8 +374,12 @@ impl Client {
         Ok(())
     }
 
-    /// Largest packet accepted from the broker (default: MQTT's maximum). A bigger one
-    /// closes the connection with a protocol error, before its payload is buffered.
+    /// Largest packet accepted from the broker (default 16 MiB, [`DEFAULT_MAX_INCOMING_PACKET`];
+    /// MQTT's maximum is 256 MiB). A bigger one closes the connection with a protocol error
+    /// (MQTT 5: DISCONNECT 0x95) before its payload is buffered; the limit also bounds
+    /// WebSocket frames. With MQTT 5 the next CONNECTs announce it as Maximum Packet Size (unless
+    /// the `connect_with` properties carry one), so the broker drops a larger message for this
+    /// client instead of sending it again after every reconnect.
     pub fn max_incoming_packet_size_set(&self, n: usize) -> Result<()> {
         if n < 2 {
             return Err(Error::invalid(
@@ -317,6 +388,7 @@ impl Client {
         }
         self.with_state(|st| {
             st.opts.max_incoming_packet = n;
+            st.opts.max_incoming_set = true;
             st.sync_session();
         });
         Ok(())
@@ -413,6 +485,7 @@ impl Client {
 
     /// Uses a `native_tls::TlsConnector` you built (Paho's `tls_set_context`).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls_set_context(&self, connector: native_tls::TlsConnector) -> Result<()> {
         let settings = network::tls::TlsSettings::from_connector(connector);
         self.with_net(|n| {

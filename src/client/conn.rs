@@ -20,6 +20,12 @@ const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read in one go before the loop looks at its other work.
 const READ_BUDGET: usize = 1024 * 1024;
 
+/// Output (mostly acknowledgements) at which the client stops reading: publishers are held at
+/// `max_outgoing_bytes`, so only a broker that reads nothing gets the output this far.
+pub(super) fn read_pause_bound(max_outgoing_bytes: usize) -> usize {
+    max_outgoing_bytes.saturating_mul(2)
+}
+
 /// An open connection.
 pub(super) struct Conn {
     /// Never reused by this client, also not across `reinitialise`: events carry it.
@@ -30,6 +36,9 @@ pub(super) struct Conn {
     rlen: usize,
     /// Stopped reading before `WouldBlock` (budget): poll without waiting next time.
     pub read_more: bool,
+    /// Stopped reading because the output waiting for the socket reached its bound (the
+    /// broker reads nothing): reading resumes once the output drains below it.
+    pub read_paused: bool,
     /// `disconnect()` queued DISCONNECT: close once it is written.
     pub closing: bool,
     /// `connect_async()` was called while closing: connect again once closed.
@@ -49,6 +58,7 @@ impl Conn {
             rbuf: vec![0; READ_INITIAL],
             rlen: 0,
             read_more: false,
+            read_paused: false,
             closing: false,
             reconnect_after_close: false,
             write_registered: false,
@@ -160,11 +170,20 @@ impl Inner {
         budget: &mut usize,
         got: &mut bool,
     ) -> Result<(), Ended> {
+        let out_bound = read_pause_bound(st.opts.max_outgoing_bytes);
         loop {
             let State { link, session, .. } = &mut *st;
             let Some(c) = link.conn_mut() else {
                 return Ok(());
             };
+            // What the broker sends makes the client queue acknowledgements: while the
+            // broker reads none of them, stop reading too, so they cannot pile up without
+            // bound (the session closes a connection that makes no progress for a keepalive).
+            c.read_paused = session.pending_bytes() >= out_bound;
+            if c.read_paused {
+                c.read_more = false;
+                return Ok(());
+            }
             if c.rlen == c.rbuf.len() {
                 // A packet larger than the buffer: grow (the decoder has already checked
                 // the header against the maximum packet size).

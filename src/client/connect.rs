@@ -58,6 +58,7 @@ impl Client {
         opts.clean_start = o.clean_start;
         opts.connect_props = o.properties;
         st.connected_once = false;
+        st.sync_session();
         Ok(())
     }
 
@@ -72,6 +73,7 @@ impl Client {
     /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
     /// order — by priority, then weighted random within a priority — until one connects.
     /// The connect timeout bounds the whole call: the look-up and every target tried.
+    /// Needs the `srv` feature (opt-in); without it, `Err(NotSupported)`.
     pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
         if domain.is_empty() {
             return Err(Error::invalid("connect_srv needs a domain"));
@@ -175,7 +177,7 @@ impl Client {
         };
         let slot = self.inner.callbacks().on_pre_connect.clone();
         call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
-        let (host, port, transport, bind_address, bind_port, net) = {
+        let (host, port, transport, bind_address, bind_port, net, max_packet) = {
             let st = self.inner.lock();
             let (Link::Opening { .. }, Some(host)) = (&st.link, st.opts.host.clone()) else {
                 attempt.cancel();
@@ -189,6 +191,7 @@ impl Client {
                 o.bind_address.clone(),
                 o.bind_port,
                 o.net.clone(),
+                o.max_incoming_packet,
             )
         };
         self.log(LogLevel::Debug, &format!("Connecting to {host}:{port}"));
@@ -200,6 +203,7 @@ impl Client {
             bind_port,
             attempt: &attempt,
             config: &net,
+            max_packet,
         });
         let mut st = self.inner.lock();
         let still_wanted = matches!(&st.link, Link::Opening { attempt: a, .. } if a.same(&attempt));

@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::conn::read_pause_bound;
 use super::ops::{in_burst, BURST_TICK};
 use super::state::{Link, Retry, Runner, State};
 use super::{clone_error, Client, Inner, UserToken};
@@ -138,11 +139,14 @@ impl Client {
         }
         // During a publish burst the events wait for the 1 ms tick and go out in one batch.
         let bursting = st.flow.flush_scheduled;
-        let immediate = st
-            .link
-            .conn()
-            .is_some_and(|c| c.read_more || c.stream.has_buffered_read())
-            || (!bursting && st.session.has_events());
+        let drained = st.session.pending_bytes() < read_pause_bound(st.opts.max_outgoing_bytes);
+        let immediate = st.link.conn().is_some_and(|c| {
+            if c.read_paused {
+                drained
+            } else {
+                c.read_more || c.stream.has_buffered_read()
+            }
+        }) || (!bursting && st.session.has_events());
         let conn_before = st.link.conn_id();
         drop(st);
         let wait = if immediate {

@@ -45,6 +45,7 @@ mod state;
 pub use builder::ClientBuilder;
 use callbacks::Callbacks;
 use config::Options;
+pub use config::DEFAULT_MAX_INCOMING_PACKET;
 use state::{Link, Reporting, Runner, State};
 
 const SOCKET: Token = Token(0);

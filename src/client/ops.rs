@@ -73,6 +73,10 @@ impl Client {
         if topic.is_empty() && !alias {
             return Err(Error::invalid("the topic must not be empty"));
         }
+        // The arguments first: a wrong topic is reported as such, also while offline.
+        if !topic.is_empty() {
+            crate::topic::validate_topic_name(topic)?;
+        }
         let mut st = self.inner.lock();
         if self.must_wait(&st) {
             st = self.wait_for_room(st);

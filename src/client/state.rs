@@ -198,7 +198,14 @@ impl State {
             protocol: o.protocol,
             max_inflight: o.max_inflight,
             max_queued: o.max_queued,
-            max_incoming_packet: o.max_incoming_packet,
+            // A Maximum Packet Size in the user's MQTT 5 CONNECT properties binds us too.
+            max_incoming_packet: match o.connect_props.as_ref().and_then(|p| p.maximum_packet_size)
+            {
+                Some(m) if o.protocol.is_v5() => o
+                    .max_incoming_packet
+                    .min(usize::try_from(m).unwrap_or(usize::MAX)),
+                _ => o.max_incoming_packet,
+            },
             log: self.reporting.on_log,
             logger: self.reporting.logger,
             publish_events: self.reporting.on_publish,
@@ -239,6 +246,7 @@ impl State {
     /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
     /// Identifier becomes the client id.
     pub(super) fn connack_succeeded(&mut self) {
+        self.session.count_connection();
         self.backoff = None;
         self.connected_once = true;
         if let Some(id) = self.session.take_assigned_client_id() {

@@ -362,6 +362,13 @@ pub(crate) fn read(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Propertie
     }
     let mut pr = Reader::new(r.take(len, "properties")?);
     let mut p = Properties::default();
+    // What the user properties may hold once decoded: each pair costs two `String`s (48
+    // bytes) plus its text, from as little as 5 bytes on the wire. A packet of empty pairs
+    // would inflate about tenfold; it is refused past INFLATION times its wire size.
+    let user_budget = len
+        .saturating_mul(INFLATION)
+        .saturating_add(INFLATION_SLACK);
+    let mut user_bytes = 0usize;
     // Hash set, not a scan of the Vec: a hostile PUBLISH may carry millions of identifiers.
     let mut seen_sub_ids = std::collections::HashSet::new();
     while !pr.is_empty() {
@@ -418,6 +425,14 @@ pub(crate) fn read(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Propertie
             0x26 => {
                 let k = pr.string("User Property name")?;
                 let v = pr.string("User Property value")?;
+                user_bytes += std::mem::size_of::<(String, String)>() + k.len() + v.len();
+                if user_bytes > user_budget {
+                    return Err(DecodeError::malformed(format!(
+                        "{} user properties would take more than {INFLATION} times their \
+                         {len} bytes on the wire once decoded",
+                        p.user_properties.len() + 1
+                    )));
+                }
                 p.user_properties.push((k, v));
             }
             0x27 => set_once(&mut p.maximum_packet_size, pr.u32(name)?, id)?,
@@ -438,8 +453,16 @@ pub(crate) fn read(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Propertie
         }
     }
     check_values(&p)?;
+    p.user_properties.shrink_to_fit();
+    p.subscription_identifiers.shrink_to_fit();
     Ok(p)
 }
+
+/// Decoded user properties may take at most this many times the bytes of their property
+/// block on the wire (plus [`INFLATION_SLACK`]).
+pub(crate) const INFLATION: usize = 8;
+/// Bytes every property block may hold decoded whatever its size on the wire.
+pub(crate) const INFLATION_SLACK: usize = 4096;
 
 fn check_values(p: &Properties) -> Result<(), DecodeError> {
     let flags = [

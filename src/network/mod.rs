@@ -79,6 +79,9 @@ pub(crate) struct ConnectParams<'a> {
     /// upgrade), and its cancellation.
     pub attempt: &'a Attempt,
     pub config: &'a NetConfig,
+    /// The largest packet the client accepts (bounds WebSocket frames too).
+    #[cfg_attr(not(feature = "websockets"), allow(dead_code))]
+    pub max_packet: usize,
 }
 
 /// Opens a stream to the broker as configured: TCP or Unix, through a proxy if any, then TLS

@@ -14,6 +14,7 @@ use crate::{Error, Result};
 
 /// The kind of proxy (Paho's `proxy_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ProxyType {
     /// SOCKS5 (RFC 1928), with optional username/password (RFC 1929).
     #[default]

@@ -116,7 +116,7 @@ pub(crate) fn connect_blocking(
             {
                 last_err = Some(Error::Timeout);
             }
-            Err(e) => last_err = Some(Error::Io(e)),
+            Err(e) => last_err = Some(Error::Io(explain_connect(e, addr))),
         }
     }
     Err(last_err.unwrap_or(Error::NoConnection))
@@ -158,4 +158,40 @@ pub(crate) fn write_all_by<S: Write>(s: &mut S, buf: &[u8]) -> Result<()> {
         _ => Error::Io(e),
     })?;
     s.flush().map_err(Error::Io)
+}
+
+/// A failed TCP connect, naming the address and the likely cause; the OS error stays its
+/// source (and its kind stays the `io::Error`'s kind).
+#[derive(Debug)]
+struct ConnectFailed {
+    addr: SocketAddr,
+    source: io::Error,
+}
+
+impl std::fmt::Display for ConnectFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connecting to {}: {}", self.addr, self.source)?;
+        match self.source.kind() {
+            io::ErrorKind::ConnectionRefused => {
+                f.write_str(" (no broker is listening there: is it running, and on this port?)")
+            }
+            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable => {
+                f.write_str(" (no route to that address: check the host name and the network)")
+            }
+            io::ErrorKind::AddrInUse | io::ErrorKind::AddrNotAvailable => {
+                f.write_str(" (check bind_address / bind_port)")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ConnectFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+fn explain_connect(e: io::Error, addr: SocketAddr) -> io::Error {
+    io::Error::new(e.kind(), ConnectFailed { addr, source: e })
 }

@@ -28,6 +28,7 @@ pub enum CertReqs {
 
 /// Minimum TLS protocol version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TlsVersion {
     /// TLS 1.0
     Tls10,
@@ -352,8 +353,14 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
     Ok(Loaded { roots, identity })
 }
 
+/// Apple systems: native-tls does not use OpenSSL; the handshake checks the pair.
+#[cfg(all(feature = "tls", target_vendor = "apple"))]
+fn check_key_matches(_: &[u8], _: &[u8], _: &Path, _: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// OpenSSL would only notice at the handshake that the key is not the certificate's.
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 fn check_key_matches(cert_pem: &[u8], pkcs8: &[u8], certfile: &Path, keyfile: &Path) -> Result<()> {
     let bad =
         |e: &dyn std::fmt::Display| Error::Tls(format!("cannot parse {}: {e}", certfile.display()));
@@ -370,9 +377,24 @@ fn check_key_matches(cert_pem: &[u8], pkcs8: &[u8], certfile: &Path, keyfile: &P
     }
 }
 
+/// Apple systems (no OpenSSL): an unencrypted PKCS#8 key is used as it is; other formats
+/// are refused with a clear error.
+#[cfg(all(feature = "tls", target_vendor = "apple"))]
+fn to_pkcs8(key_pem: &str, _password: Option<&str>, path: &Path) -> Result<Vec<u8>> {
+    if key_pem.contains("-----BEGIN PRIVATE KEY-----") {
+        Ok(key_pem.as_bytes().to_vec())
+    } else {
+        Err(Error::NotSupported(format!(
+            "the key in {} is not an unencrypted PKCS#8 key; on this platform convert it first \
+             (openssl pkcs8 -topk8 -nocrypt)",
+            path.display()
+        )))
+    }
+}
+
 /// Converts a PEM private key (PKCS#1 RSA, SEC1 EC, PKCS#8, encrypted PKCS#8 or legacy
 /// encrypted PEM) to unencrypted PKCS#8 PEM, which `native_tls::Identity::from_pkcs8` wants.
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 fn to_pkcs8(key_pem: &str, password: Option<&str>, path: &Path) -> Result<Vec<u8>> {
     let encrypted = key_pem.contains("ENCRYPTED");
     if encrypted && password.is_none() {

@@ -75,40 +75,45 @@ pub(crate) fn wrap(
     }
 
     inner.set_io_timeout(Some(super::remaining(deadline)?))?;
-    match tungstenite::client::client_with_config(req, inner, Some(ws_config())) {
+    match tungstenite::client::client_with_config(req, inner, Some(ws_config(p.max_packet))) {
         Ok((ws, _response)) => Ok(Box::new(WsStream::new(ws))),
         Err(HandshakeError::Interrupted(_)) => Err(Error::Timeout),
         Err(HandshakeError::Failure(e)) => Err(handshake_error(e, &url)),
     }
 }
 
-/// The WebSocket settings of every connection.
+/// The WebSocket settings of a connection whose largest incoming packet is `max_packet`.
 #[cfg(feature = "websockets")]
-fn ws_config() -> tungstenite::protocol::WebSocketConfig {
+fn ws_config(max_packet: usize) -> tungstenite::protocol::WebSocketConfig {
     tungstenite::protocol::WebSocketConfig::default()
         // Write each frame at once (the loop has its own buffering).
         .write_buffer_size(0)
-        // Room for the largest MQTT packet (256 MiB + header), even when a broker puts a
-        // few packets in one message. Buffers grow with the data; nothing is pre-allocated.
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE))
+        // A frame or message may hold the largest packet the client accepts (and a little
+        // more: a broker may put a few packets in one message). tungstenite reserves a whole
+        // frame's length from its header, so this limit is what bounds the memory a broker
+        // can make the client take with one header.
+        .max_message_size(Some(ws_limit(max_packet)))
+        .max_frame_size(Some(ws_limit(max_packet)))
         .read_buffer_size(READ_BUFFER)
 }
 
 /// A [`WsStream`] over a stream whose client upgrade is already done, with the settings of
 /// `wrap` (the entry point of the fuzz targets to the read path).
 #[cfg(all(feature = "websockets", feature = "fuzzing"))]
-pub(crate) fn after_upgrade(inner: Box<dyn NetStream>) -> WsStream {
+pub(crate) fn after_upgrade(inner: Box<dyn NetStream>, max_packet: usize) -> WsStream {
     WsStream::new(tungstenite::WebSocket::from_raw_socket(
         inner,
         tungstenite::protocol::Role::Client,
-        Some(ws_config()),
+        Some(ws_config(max_packet)),
     ))
 }
 
-/// Largest incoming WebSocket message or frame accepted (512 MiB).
+/// Largest incoming WebSocket message or frame accepted: the client's largest incoming
+/// packet plus 64 KiB (room for small packets sharing a message with a large one).
 #[cfg(feature = "websockets")]
-const MAX_MESSAGE: usize = 512 << 20;
+pub(crate) fn ws_limit(max_packet: usize) -> usize {
+    max_packet.saturating_add(64 << 10)
+}
 /// tungstenite's read chunk size.
 #[cfg(feature = "websockets")]
 const READ_BUFFER: usize = 64 << 10;

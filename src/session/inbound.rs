@@ -7,11 +7,22 @@
 //! back to waiting for PUBREL, so a resumed session delivers it when the broker re-sends
 //! PUBREL. Exactly once, also across `disconnect()`.
 
-use super::{Phase, Session};
+use super::{Close, Phase, Session};
 use crate::codec::{Ack, Packet};
 use crate::message::Message;
 use crate::types::{LogLevel, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
+
+/// Bytes of the QoS 2 messages the session may hold between their PUBREC and their PUBREL
+/// (at least one message of the largest accepted size always fits). A broker that sends more
+/// without releasing them is cut off (MQTT 5: DISCONNECT 0x93), so it cannot make the client
+/// hold unbounded memory.
+pub(super) const INBOUND_QOS2_BYTES: usize = 64 * 1024 * 1024;
+
+/// The memory a stored message accounts for.
+fn held(msg: &Message) -> usize {
+    msg.payload.len() + msg.topic.len()
+}
 
 /// An incoming QoS 2 message between its PUBREC and its PUBCOMP.
 #[derive(Debug)]
@@ -37,11 +48,60 @@ impl Session {
         self.send_control(Packet::PubAck(ack(mid)));
     }
 
+    /// Forgets every stored incoming QoS 2 message (the broker has no session).
+    pub(super) fn forget_inbound_qos2(&mut self) {
+        self.inbound_qos2.clear();
+        self.inbound_qos2_bytes = 0;
+    }
+
+    /// An incoming QoS 1/2 PUBLISH with a new packet id must fit our Receive Maximum (QoS 1
+    /// and 2 messages not yet acknowledged) and the bytes bound of the QoS 2 store; past either
+    /// the connection is closed (MQTT 5: DISCONNECT 0x93, Receive Maximum exceeded).
+    pub(super) fn check_receive_quota(
+        &mut self,
+        mid: u16,
+        qos: QoS,
+        msg: &Message,
+    ) -> std::result::Result<(), Close> {
+        let new = match qos {
+            QoS::AtMostOnce => return Ok(()),
+            QoS::AtLeastOnce => !self.inbound_qos1.contains(&mid),
+            QoS::ExactlyOnce => !self.inbound_qos2.contains_key(&mid),
+        };
+        if !new {
+            return Ok(());
+        }
+        let unacked = self.inbound_qos1.len() + self.inbound_qos2.len();
+        let why = if unacked >= usize::from(self.client_receive_max) {
+            format!(
+                "the broker sent more than our Receive Maximum ({}) of unacknowledged QoS 1/2 \
+                 messages",
+                self.client_receive_max
+            )
+        } else if qos == QoS::ExactlyOnce
+            && self.inbound_qos2_bytes + held(msg)
+                > INBOUND_QOS2_BYTES.max(self.cfg.max_incoming_packet)
+        {
+            format!(
+                "the broker sent more than {} bytes of QoS 2 messages without releasing them",
+                INBOUND_QOS2_BYTES.max(self.cfg.max_incoming_packet)
+            )
+        } else {
+            return Ok(());
+        };
+        self.log(LogLevel::Error, || why.clone());
+        if self.cfg.protocol.is_v5() {
+            let _ = self.disconnect(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, Properties::default());
+        }
+        Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why))
+    }
+
     /// A QoS 2 PUBLISH arrived: stored (a repeated one keeps the first), PUBREC sent.
     pub(super) fn received_qos2(&mut self, mid: u16, msg: Box<Message>) {
-        self.inbound_qos2
-            .entry(mid)
-            .or_insert(InQos2::Received(msg));
+        if let std::collections::hash_map::Entry::Vacant(e) = self.inbound_qos2.entry(mid) {
+            self.inbound_qos2_bytes += held(&msg);
+            e.insert(InQos2::Received(msg));
+        }
         self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {mid})"));
         self.send_control(Packet::PubRec(ack(mid)));
     }
@@ -52,7 +112,11 @@ impl Session {
         match self.inbound_qos2.get_mut(&mid) {
             Some(state @ InQos2::Received(_)) => {
                 match std::mem::replace(state, InQos2::Releasing) {
-                    InQos2::Received(msg) => Some(msg),
+                    InQos2::Received(msg) => {
+                        self.inbound_qos2_bytes =
+                            self.inbound_qos2_bytes.saturating_sub(held(&msg));
+                        Some(msg)
+                    }
                     _ => None,
                 }
             }
@@ -102,6 +166,7 @@ impl Session {
     /// called `disconnect()`): it waits for PUBREL again, so a resumed session delivers it.
     pub(crate) fn undelivered_qos2(&mut self, mid: u16, msg: Box<Message>) {
         if let Some(state @ InQos2::Releasing) = self.inbound_qos2.get_mut(&mid) {
+            self.inbound_qos2_bytes += held(&msg);
             *state = InQos2::Received(msg);
         }
     }

@@ -31,6 +31,10 @@ impl Session {
                 Ok(None) => return Ok(used),
                 Ok(Some((pkt, n))) => {
                     used += n;
+                    self.stats.bytes_received += n as u64;
+                    if let Packet::Publish(p) = &pkt {
+                        self.stats.messages_received[p.qos as usize] += 1;
+                    }
                     self.last_in = now;
                     if let Err(c) = self.handle_packet(pkt, now) {
                         return Err((used, c));
@@ -252,7 +256,7 @@ impl Session {
             self.assigned_id = p.assigned_client_identifier.clone();
         }
         if !c.session_present {
-            self.inbound_qos2.clear();
+            self.forget_inbound_qos2();
         }
         self.phase = Phase::Connected;
         self.last_in = now;
@@ -387,6 +391,7 @@ impl Session {
             },
             timestamp: Instant::now(),
         });
+        self.check_receive_quota(pkid, qos, &msg)?;
         match qos {
             QoS::AtMostOnce => self.push_event(Event::Message { msg, ack: None }),
             QoS::AtLeastOnce => {

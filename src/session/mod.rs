@@ -136,6 +136,9 @@ pub(crate) enum Close {
     Protocol(ReasonCode, String),
     /// PINGRESP missing.
     Keepalive,
+    /// Output waited a whole keepalive period without a byte written: the broker reads
+    /// nothing.
+    Stalled,
     /// No CONNACK before the connect timeout.
     ConnackTimeout,
 }
@@ -285,6 +288,8 @@ pub(crate) struct Session {
     /// QoS 0 messages below this sequence number are complete.
     qos0_done: u64,
     qos0_track: Arc<Qos0Track>,
+    /// Counters for monitoring (`Client::stats`).
+    stats: crate::types::Stats,
     /// Total bytes ever appended to `out` / written from it (for QoS 0 completion).
     appended_total: u64,
     written_total: u64,
@@ -292,6 +297,12 @@ pub(crate) struct Session {
     pending_unsubs: HashMap<u16, ()>,
     /// Incoming QoS 2 messages between PUBREC and PUBCOMP (`inbound.rs`).
     inbound_qos2: HashMap<u16, inbound::InQos2>,
+    /// Payload and topic bytes of the messages stored in `inbound_qos2` (bounded by
+    /// [`inbound::INBOUND_QOS2_BYTES`]).
+    inbound_qos2_bytes: usize,
+    /// Our Receive Maximum (MQTT 5 CONNECT property; 65,535 when not sent): incoming QoS 1/2
+    /// messages not yet acknowledged.
+    client_receive_max: u16,
     /// Incoming QoS 1 messages of this connection whose PUBACK is still owed.
     inbound_qos1: HashSet<u16>,
     /// Incoming topic aliases (alias -> topic) of this connection.
@@ -303,6 +314,9 @@ pub(crate) struct Session {
     last_out: Instant,
     last_in: Instant,
     ping_sent: Option<Instant>,
+    /// Output is pending: the total written when that was first seen, and since when no
+    /// byte of it was written.
+    stall: Option<(u64, Instant)>,
     connack_deadline: Option<Instant>,
     /// The CONNECT of this connection asked for a clean start / sent a client id.
     connect_clean: bool,
@@ -332,11 +346,14 @@ impl Session {
             qos0_next: 0,
             qos0_done: 0,
             qos0_track: Qos0Track::new(notify.clone()),
+            stats: crate::types::Stats::default(),
             appended_total: 0,
             written_total: 0,
             pending_subs: HashMap::new(),
             pending_unsubs: HashMap::new(),
             inbound_qos2: HashMap::new(),
+            inbound_qos2_bytes: 0,
+            client_receive_max: u16::MAX,
             inbound_qos1: HashSet::new(),
             in_aliases: HashMap::new(),
             client_alias_max: 0,
@@ -345,6 +362,7 @@ impl Session {
             last_out: now,
             last_in: now,
             ping_sent: None,
+            stall: None,
             connack_deadline: None,
             connect_clean: true,
             connect_had_id: false,
@@ -448,6 +466,21 @@ impl Session {
         self.outgoing.len()
     }
 
+    /// Outgoing QoS 1/2 messages sent on this connection and not yet acknowledged.
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.inflight
+    }
+
+    /// The counters since the session was made.
+    pub(crate) fn stats(&self) -> crate::types::Stats {
+        self.stats
+    }
+
+    /// A connection reached CONNACK success (counted for `Stats`).
+    pub(crate) fn count_connection(&mut self) {
+        self.stats.connections += 1;
+    }
+
     /// The first `n` bytes of [`Session::pending_out`] were written to the socket.
     pub(crate) fn written(&mut self, n: usize, now: Instant) {
         if n == 0 {
@@ -455,6 +488,7 @@ impl Session {
         }
         self.out_pos += n;
         self.written_total += n as u64;
+        self.stats.bytes_sent += n as u64;
         self.last_out = now;
         if self.out_pos >= self.out.len() {
             self.out.clear();
@@ -586,8 +620,14 @@ impl Session {
         } else {
             0
         };
+        self.client_receive_max = if self.cfg.protocol.is_v5() {
+            connect.properties.receive_maximum.unwrap_or(u16::MAX)
+        } else {
+            u16::MAX
+        };
         self.keepalive = Duration::from_secs(u64::from(connect.keep_alive));
         self.ping_sent = None;
+        self.stall = None;
         self.last_in = now;
         self.last_out = now;
         self.connack_deadline = Some(deadline);
@@ -664,9 +704,14 @@ impl Session {
                     Some(Error::Timeout),
                 )
             }
-            Ended::Session(Close::Keepalive) => {
+            Ended::Session(c @ (Close::Keepalive | Close::Stalled)) => {
                 self.log(LogLevel::Warning, || {
-                    "No PINGRESP within the keepalive: connection lost".into()
+                    if matches!(c, Close::Stalled) {
+                        "The broker read nothing for a whole keepalive period: connection closed"
+                            .into()
+                    } else {
+                        "No PINGRESP within the keepalive: connection lost".into()
+                    }
                 });
                 (
                     Some(disconnected(ReasonCode::KEEP_ALIVE_TIMEOUT)),
@@ -704,6 +749,7 @@ impl Session {
         self.out_pos = 0;
         self.connack_deadline = None;
         self.ping_sent = None;
+        self.stall = None;
         self.inflight = 0;
         for m in self.outgoing.iter_mut() {
             m.sent = false;
@@ -744,10 +790,15 @@ impl Session {
             Phase::Connected => {
                 if self.keepalive.is_zero() {
                     None
-                } else if let Some(p) = self.ping_sent {
-                    Some(p + self.keepalive)
                 } else {
-                    Some(self.last_out.min(self.last_in) + self.keepalive)
+                    let ping = match self.ping_sent {
+                        Some(p) => p + self.keepalive,
+                        None => self.last_out.min(self.last_in) + self.keepalive,
+                    };
+                    Some(match self.stall {
+                        Some((_, since)) => ping.min(since + self.keepalive),
+                        None => ping,
+                    })
                 }
             }
         }
@@ -765,6 +816,20 @@ impl Session {
             Phase::Connected => {
                 if self.keepalive.is_zero() {
                     return Ok(());
+                }
+                // A broker that reads nothing (while it may go on sending) cannot make the
+                // client hold its output for ever: a keepalive without progress ends it.
+                if self.pending_bytes() == 0 {
+                    self.stall = None;
+                } else {
+                    match self.stall {
+                        Some((total, since)) if total == self.written_total => {
+                            if now >= since + self.keepalive {
+                                return Err(Close::Stalled);
+                            }
+                        }
+                        _ => self.stall = Some((self.written_total, now)),
+                    }
                 }
                 if let Some(p) = self.ping_sent {
                     if now >= p + self.keepalive {

@@ -64,6 +64,7 @@ impl Session {
                 )
             });
             self.qos0_pending.push_back((self.appended_total, mid));
+            self.stats.messages_sent[0] += 1;
             let seq = self.qos0_next;
             self.qos0_next += 1;
             return Ok(Completion::Qos0 {
@@ -191,6 +192,9 @@ impl Session {
                         codec::set_dup(&mut m.bytes);
                     }
                     let (qos, retain, len) = (m.qos as u8, m.retain, m.bytes.len());
+                    if !dup {
+                        self.stats.messages_sent[usize::from(qos).min(2)] += 1;
+                    }
                     self.out.extend_from_slice(&self.outgoing[idx].bytes);
                     self.appended_total += len as u64;
                     self.log(LogLevel::Debug, || {

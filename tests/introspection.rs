@@ -1,0 +1,69 @@
+//! Monitoring: queued_messages(), inflight_messages(), pending_bytes() and stats().
+
+#[macro_use]
+mod support;
+
+use mqtt_sync::{Protocol, QoS};
+use support::broker_client::{client, finish, started, sub, Probe};
+use support::{wait_until, Mosquitto, T};
+
+/// Offline QoS 1/2 publishes count as queued (none in flight, nothing for the socket); after
+/// the connect they are sent, acknowledged, and counted in `stats`.
+#[test]
+fn queued_inflight_and_pending_follow_the_messages() {
+    let b = Mosquitto::start();
+    let c = client(Protocol::V311, "intro-queue");
+    let p = Probe::attach(&c);
+    for i in 0..3 {
+        c.publish("intro/q", format!("m{i}"), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    assert_eq!(c.queued_messages(), 3);
+    assert_eq!(c.inflight_messages(), 0);
+    assert_eq!(c.pending_bytes(), 0);
+    assert_eq!(c.stats().messages_sent, [0, 0, 0]);
+    c.connect(b.host(), b.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    for _ in 0..3 {
+        p.pubs.wait(T);
+    }
+    wait_until(T, || c.queued_messages() == 0 && c.inflight_messages() == 0);
+    assert_eq!(c.pending_bytes(), 0);
+    let s = c.stats();
+    assert_eq!(s.messages_sent, [0, 3, 0]);
+    assert_eq!(s.connections, 1);
+    assert_eq!(s.reconnects(), 0);
+    assert!(s.bytes_sent > 0 && s.bytes_received > 0, "{s:?}");
+    finish(&c);
+}
+
+/// Messages sent and received are counted per QoS; a reconnect is counted.
+#[test]
+fn stats_count_messages_per_qos_and_reconnects() {
+    let b = Mosquitto::start();
+    let (c, p) = started(&b, Protocol::V5, "intro-stats");
+    sub(&c, &p, "intro/s", QoS::ExactlyOnce);
+    let mut expect = 0;
+    for (qos, n) in [
+        (QoS::AtMostOnce, 3),
+        (QoS::AtLeastOnce, 2),
+        (QoS::ExactlyOnce, 1),
+    ] {
+        for _ in 0..n {
+            c.publish("intro/s", "x", qos, false).unwrap();
+            expect += 1;
+        }
+    }
+    for _ in 0..expect {
+        p.msg();
+    }
+    let s = c.stats();
+    assert_eq!(s.messages_sent, [3, 2, 1]);
+    assert_eq!(s.messages_received, [3, 2, 1]);
+    c.reconnect().unwrap();
+    p.connected();
+    wait_until(T, || c.stats().connections == 2);
+    assert_eq!(c.stats().reconnects(), 1);
+    finish(&c);
+}
