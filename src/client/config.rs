@@ -50,6 +50,8 @@ pub(super) struct Options {
     /// `max_incoming_packet_size_set` was called: MQTT 5 CONNECTs announce the limit as
     /// Maximum Packet Size.
     pub max_incoming_set: bool,
+    /// Renew subscriptions after a CONNACK without a session (`resubscribe_set`).
+    pub resubscribe: bool,
 }
 
 /// The default largest packet accepted from the broker: 16 MiB, so that a broker cannot make
@@ -121,6 +123,7 @@ impl Options {
             max_queued: 0,
             max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,
             max_incoming_set: false,
+            resubscribe: false,
         }
     }
 
@@ -389,6 +392,19 @@ impl Client {
         self.with_state(|st| {
             st.opts.max_incoming_packet = n;
             st.opts.max_incoming_set = true;
+            st.sync_session();
+        });
+        Ok(())
+    }
+
+    /// Opt-in automatic resubscription (default off, as Paho): the client remembers its
+    /// subscriptions (filters with their options and MQTT 5 properties, minus those
+    /// unsubscribed) and, after a CONNACK that did not resume a session, subscribes to them
+    /// again before queued messages are sent; their SUBACKs reach `on_subscribe`. Subscriptions
+    /// made while it is off are not remembered.
+    pub fn resubscribe_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| {
+            st.opts.resubscribe = on;
             st.sync_session();
         });
         Ok(())

@@ -209,6 +209,7 @@ impl State {
             log: self.reporting.on_log,
             logger: self.reporting.logger,
             publish_events: self.reporting.on_publish,
+            resubscribe: o.resubscribe,
         };
         self.session.set_config(cfg);
     }

@@ -285,6 +285,9 @@ impl Session {
             rc,
             props: Box::new(c.properties),
         });
+        if self.cfg.resubscribe && !c.session_present {
+            self.renew_subscriptions();
+        }
         self.pump();
         Ok(())
     }

@@ -170,6 +170,8 @@ pub(crate) struct SessionConfig {
     pub logger: bool,
     /// Whether `Published` events are produced (an `on_publish` callback is set).
     pub publish_events: bool,
+    /// Remember subscriptions and renew them after a CONNACK without a session.
+    pub resubscribe: bool,
 }
 
 impl Default for SessionConfig {
@@ -182,6 +184,7 @@ impl Default for SessionConfig {
             log: false,
             logger: false,
             publish_events: false,
+            resubscribe: false,
         }
     }
 }
@@ -288,6 +291,9 @@ pub(crate) struct Session {
     qos0_track: Arc<Qos0Track>,
     /// Counters for monitoring (`Client::stats`).
     stats: crate::types::Stats,
+    /// Subscriptions to renew (`resubscribe_set`), in the order made: the filters of one
+    /// SUBSCRIBE, its properties, and the connection it was last sent on.
+    remembered: Vec<outgoing::Remembered>,
     /// Total bytes ever appended to `out` / written from it (for QoS 0 completion).
     appended_total: u64,
     written_total: u64,
@@ -345,6 +351,7 @@ impl Session {
             qos0_done: 0,
             qos0_track: Qos0Track::new(notify.clone()),
             stats: crate::types::Stats::default(),
+            remembered: Vec::new(),
             appended_total: 0,
             written_total: 0,
             pending_subs: HashMap::new(),

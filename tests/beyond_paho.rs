@@ -1,4 +1,4 @@
-//! Monitoring: queued_messages(), inflight_messages(), pending_bytes() and stats().
+//! Beyond Paho: monitoring (queued_messages, inflight_messages, pending_bytes, stats) and opt-in resubscription.
 
 #[macro_use]
 mod support;
@@ -67,3 +67,44 @@ fn stats_count_messages_per_qos_and_reconnects() {
     assert_eq!(c.stats().reconnects(), 1);
     finish(&c);
 }
+
+/// `resubscribe_set(true)`: after mosquitto restarts without persistence (a CONNACK without a
+/// session), the client subscribes again by itself — minus what it unsubscribed — and
+/// messages flow again; `on_subscribe` reports the renewal. Off (the default), nothing is
+/// renewed.
+fn resubscribe_after_a_broker_restart(proto: Protocol) {
+    for on in [true, false] {
+        let mut b = Mosquitto::start();
+        let (c, p) = started(&b, proto, &format!("resub-{on}"));
+        c.resubscribe_set(on).unwrap();
+        sub(&c, &p, "resub/a", QoS::AtLeastOnce);
+        sub(&c, &p, "resub/b", QoS::AtLeastOnce);
+        c.unsubscribe("resub/b").unwrap();
+        b.restart();
+        p.connected();
+        if on {
+            let (_, rcs) = p.subs.wait(T);
+            assert_eq!(rcs.len(), 1, "only resub/a is renewed");
+        }
+        // A second client publishes to both topics.
+        let other = client(proto, &format!("resub-pub-{on}"));
+        other.connect(b.host(), b.port(), 60).unwrap();
+        other.loop_start().unwrap();
+        for t in ["resub/b", "resub/a"] {
+            other
+                .publish(t, t, QoS::AtLeastOnce, false)
+                .unwrap()
+                .wait_for_publish(Some(T))
+                .unwrap();
+        }
+        if on {
+            let m = p.msg();
+            assert_eq!(m.topic(), "resub/a");
+        }
+        p.msgs
+            .assert_none_within(std::time::Duration::from_millis(300));
+        finish(&other);
+        finish(&c);
+    }
+}
+per_protocol!(resubscribe_after_a_broker_restart);
