@@ -151,7 +151,9 @@ mod time;
 mod topic;
 mod types;
 
-pub use client::{Client, ClientBuilder, WeakClient, DEFAULT_MAX_INCOMING_PACKET};
+pub use client::{
+    Client, ClientBuilder, MessageIter, MessageReceiver, WeakClient, DEFAULT_MAX_INCOMING_PACKET,
+};
 pub use error::*;
 pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};

@@ -108,3 +108,82 @@ fn resubscribe_after_a_broker_restart(proto: Protocol) {
     }
 }
 per_protocol!(resubscribe_after_a_broker_restart);
+
+/// `message_channel`: messages arrive in order, `recv_timeout` times out on an empty channel,
+/// and the iteration ends after `disconnect()`.
+#[test]
+fn message_channel_receives_and_ends_at_disconnect() {
+    let b = Mosquitto::start();
+    let (c, p) = started(&b, Protocol::V311, "chan-basic");
+    let rx = c.message_channel(100).unwrap();
+    assert!(c.message_channel(0).is_err());
+    let rx = {
+        // A second call replaces and closes the first channel.
+        let newer = c.message_channel(100).unwrap();
+        assert!(rx.is_closed());
+        assert!(rx.recv().is_none());
+        newer
+    };
+    sub(&c, &p, "chan/b", QoS::AtLeastOnce);
+    assert!(rx
+        .recv_timeout(std::time::Duration::from_millis(50))
+        .is_none());
+    for i in 0..20 {
+        c.publish("chan/b", format!("m{i}"), QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    let got: Vec<String> = rx
+        .iter()
+        .take(20)
+        .map(|m| m.payload_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, (0..20).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    // on_message ran too (the channel is beside the callbacks).
+    for _ in 0..20 {
+        p.msg();
+    }
+    c.disconnect().unwrap();
+    assert!(
+        rx.iter().next().is_none(),
+        "the iteration ends after disconnect()"
+    );
+    c.loop_stop().unwrap();
+}
+
+/// A full channel stops the loop from reading (at most one read batch goes past the
+/// capacity); taking the messages resumes it; nothing is lost or reordered.
+#[test]
+fn a_full_message_channel_holds_the_loop_back_without_loss() {
+    let b = Mosquitto::start();
+    let c = client(Protocol::V311, "chan-full");
+    let p = Probe::attach(&c);
+    let rx = c.message_channel(10).unwrap();
+    c.connect(b.host(), b.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    sub(&c, &p, "chan/full", QoS::AtLeastOnce);
+    let n = 300;
+    let payload = vec![0x42u8; 16 * 1024];
+    let other = client(Protocol::V311, "chan-full-pub");
+    other.connect(b.host(), b.port(), 60).unwrap();
+    other.loop_start().unwrap();
+    for i in 0..n {
+        let mut m = payload.clone();
+        m[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        other
+            .publish("chan/full", m, QoS::AtLeastOnce, false)
+            .unwrap();
+    }
+    wait_until(T, || rx.len() >= 10);
+    // The loop holds back: what waits stays near the capacity (one read batch of at most
+    // 1 MiB, 64 of these messages, may go past it).
+    let overflow =
+        support::wait::poll_until(std::time::Duration::from_millis(300), || rx.len() > 10 + 64);
+    assert!(!overflow, "{} messages waiting", rx.len());
+    for i in 0..n {
+        let m = rx.recv_timeout(T).expect("message");
+        assert_eq!(&m.payload()[..4], &(i as u32).to_be_bytes(), "message {i}");
+    }
+    finish(&other);
+    finish(&c);
+}

@@ -815,3 +815,32 @@ fn pub_and_sub() {
         );
     }
 }
+
+#[test]
+fn consume() {
+    let broker = Mosquitto::start();
+    let port = port_arg(&broker);
+    let consumer = Run::start("consume", &[broker.host(), &port, "consume/#", "3"]);
+    wait_for_suback(&broker);
+    run(
+        "pub",
+        &[
+            "-h",
+            broker.host(),
+            "-p",
+            &port,
+            "-t",
+            "consume/x",
+            "-q",
+            "1",
+            "-m",
+            "hello {n}",
+            "-n",
+            "3",
+        ],
+    );
+    let out = consumer.success();
+    for i in 1..=3 {
+        assert_has(&out, &format!("consume/x hello {i}"));
+    }
+}

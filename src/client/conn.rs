@@ -172,6 +172,7 @@ impl Inner {
     ) -> Result<(), Ended> {
         let out_bound = read_pause_bound(st.opts.max_outgoing_bytes);
         loop {
+            let chan_full = st.channel_full();
             let State { link, session, .. } = &mut *st;
             let Some(c) = link.conn_mut() else {
                 return Ok(());
@@ -179,7 +180,8 @@ impl Inner {
             // What the broker sends makes the client queue acknowledgements: while the
             // broker reads none of them, stop reading too, so they cannot pile up without
             // bound (the session closes a connection that makes no progress for a keepalive).
-            c.read_paused = session.pending_bytes() >= out_bound;
+            // A full receive channel (message_channel) holds reading back the same way.
+            c.read_paused = session.pending_bytes() >= out_bound || chan_full;
             if c.read_paused {
                 c.read_more = false;
                 return Ok(());

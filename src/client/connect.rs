@@ -267,6 +267,7 @@ impl Client {
     /// `disconnect` with an MQTT 5 reason code and properties.
     pub fn disconnect_with(&self, reason: ReasonCode, properties: Properties) -> Result<()> {
         let mut st = self.inner.lock();
+        st.close_channel();
         let r = match st.link {
             Link::Open(_) => {
                 let (reason, props) = if st.opts.protocol.is_v5() {

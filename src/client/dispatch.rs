@@ -145,13 +145,19 @@ impl Client {
 
     fn run_queued(&self) {
         loop {
-            let (events, logs, manual) = {
+            let (events, logs, manual, chan) = {
                 let mut st = self.inner.lock();
                 st.flow.dispatch_scheduled = false;
                 (
                     st.session.take_events(),
                     st.session.take_logs(),
                     st.opts.manual_ack,
+                    {
+                        if st.channel.as_ref().is_some_and(|c| c.is_abandoned()) {
+                            st.channel = None;
+                        }
+                        st.channel.clone()
+                    },
                 )
             };
             self.emit_logs(logs);
@@ -171,6 +177,9 @@ impl Client {
                     }
                     Event::Message { msg, ack } => {
                         self.dispatch_message(&msg);
+                        if let Some(ch) = &chan {
+                            ch.push(*msg);
+                        }
                         if let Some((mid, qos)) = ack {
                             delivered.push((conn, mid, qos));
                         }

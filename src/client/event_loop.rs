@@ -139,7 +139,8 @@ impl Client {
         }
         // During a publish burst the events wait for the 1 ms tick and go out in one batch.
         let bursting = st.flow.flush_scheduled;
-        let drained = st.session.pending_bytes() < read_pause_bound(st.opts.max_outgoing_bytes);
+        let drained = st.session.pending_bytes() < read_pause_bound(st.opts.max_outgoing_bytes)
+            && !st.channel_full();
         let immediate = st.link.conn().is_some_and(|c| {
             if c.read_paused {
                 drained

@@ -34,6 +34,7 @@ use crate::{Error, Result};
 
 mod builder;
 mod callbacks;
+mod channel;
 mod config;
 mod conn;
 mod connect;
@@ -44,6 +45,7 @@ mod state;
 
 pub use builder::ClientBuilder;
 use callbacks::Callbacks;
+pub use channel::{Iter as MessageIter, MessageReceiver};
 use config::Options;
 pub use config::DEFAULT_MAX_INCOMING_PACKET;
 use state::{Link, Reporting, Runner, State};
@@ -209,6 +211,7 @@ impl Inner {
         let handle = {
             let mut st = self.lock();
             self.close_conn(&mut st, Ended::Quiet);
+            st.close_channel();
             st.link.cancel_attempt();
             st.link = Link::Shutdown;
             st.session.clear_events();
@@ -320,6 +323,7 @@ impl Client {
         };
         let stale = std::mem::replace(&mut st.runner, Runner::Idle);
         self.inner.has_on_log.store(false, Ordering::Relaxed);
+        st.close_channel();
         let session = Session::new(SessionConfig::default(), self.inner.notify.clone());
         *st = State::new(Options::new(&b), session, self.inner.reporting());
         drop(st);

@@ -165,6 +165,8 @@ pub(super) struct State {
     /// (`on_socket_unregister_write`, `on_socket_close` get a descriptor that is still
     /// theirs): connection id, the event after which the stream is dropped, the stream.
     pub retired: Vec<(u64, SocketEvent, Box<dyn NetStream>)>,
+    /// The receive channel of `message_channel`, if any.
+    pub channel: Option<std::sync::Arc<super::channel::Channel>>,
 }
 
 impl State {
@@ -186,6 +188,7 @@ impl State {
             },
             reporting,
             retired: Vec::new(),
+            channel: None,
         };
         st.sync_session();
         st
@@ -246,6 +249,18 @@ impl State {
     /// What a CONNACK success changes for the client: the backoff restarts, MQTT 5's
     /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
     /// Identifier becomes the client id.
+    /// The receive channel is full: the loop stops reading until it is not.
+    pub(super) fn channel_full(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.is_full())
+    }
+
+    /// Closes the receive channel (its iteration ends once drained).
+    pub(super) fn close_channel(&mut self) {
+        if let Some(c) = self.channel.take() {
+            c.close();
+        }
+    }
+
     pub(super) fn connack_succeeded(&mut self) {
         self.session.count_connection();
         self.backoff = None;
