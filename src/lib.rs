@@ -161,7 +161,7 @@ pub use message::{Message, MessageInfo};
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
-pub use options::{Auth, ConnectOptions, Will};
+pub use options::{Auth, ConnectOptions, Server, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,

@@ -52,6 +52,11 @@ pub(super) struct Options {
     pub max_incoming_set: bool,
     /// Renew subscriptions after a CONNACK without a session (`resubscribe_set`).
     pub resubscribe: bool,
+    /// The server list of `connect_servers` (empty after a plain `connect`), the entry in
+    /// use, and the client's own transport (for entries without one).
+    pub servers: Vec<crate::Server>,
+    pub server_idx: usize,
+    pub base_transport: Transport,
 }
 
 /// The default largest packet accepted from the broker: 16 MiB, so that a broker cannot make
@@ -124,6 +129,19 @@ impl Options {
             max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,
             max_incoming_set: false,
             resubscribe: false,
+            servers: Vec::new(),
+            server_idx: 0,
+            base_transport: b.transport,
+        }
+    }
+
+    /// Makes server `i` of the list the one the next attempt goes to.
+    pub(super) fn use_server(&mut self, i: usize) {
+        if let Some(s) = self.servers.get(i) {
+            self.server_idx = i;
+            self.host = Some(s.host.clone());
+            self.port = s.port;
+            self.transport = s.transport.unwrap_or(self.base_transport);
         }
     }
 

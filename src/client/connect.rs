@@ -50,6 +50,8 @@ impl Client {
             probe_connect(protocol, None, p.clone())?;
         }
         let opts = &mut st.opts;
+        opts.servers.clear();
+        opts.transport = opts.base_transport;
         opts.host = Some(o.host);
         opts.port = o.port;
         opts.keepalive = o.keepalive;
@@ -111,6 +113,64 @@ impl Client {
             }
         }
         Err(last)
+    }
+
+    /// Connects to the first server of `servers` that answers, trying them in order (each
+    /// within the connect timeout), and keeps the list: when the connection is lost or a
+    /// reconnect attempt fails, the next attempt goes to the next server (round robin, with
+    /// the usual backoff). `host()` and `port()` — also inside `on_connect` — tell which
+    /// server the client is on. Paho C's `serverURIs`; Paho Python and rumqttc have no
+    /// counterpart. A later `connect`/`connect_async` forgets the list.
+    pub fn connect_servers(&self, servers: &[crate::Server], keepalive: u16) -> Result<()> {
+        if servers.is_empty() {
+            return Err(Error::invalid("connect_servers needs at least one server"));
+        }
+        if let Some(s) = servers.iter().find(|s| s.host.is_empty()) {
+            return Err(Error::invalid(format!(
+                "connect_servers: an empty host (port {})",
+                s.port
+            )));
+        }
+        let mut last = Error::NoConnection;
+        for (i, s) in servers.iter().enumerate() {
+            let options = ConnectOptions {
+                port: s.port,
+                keepalive,
+                ..ConnectOptions::new(s.host.as_str())
+            };
+            let attempt = self.store_connect_options(options).and_then(|()| {
+                {
+                    let mut st = self.inner.lock();
+                    st.opts.servers = servers.to_vec();
+                    st.opts.use_server(i);
+                }
+                self.open_connection(None)
+            });
+            self.after_op();
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warning,
+                        &format!("server {}:{} failed: {e}", s.host, s.port),
+                    );
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// `connect_servers` without connecting: a loop connects, starting with the first server.
+    pub fn connect_servers_async(&self, servers: &[crate::Server], keepalive: u16) -> Result<()> {
+        let first = servers
+            .first()
+            .ok_or_else(|| Error::invalid("connect_servers_async needs at least one server"))?;
+        self.connect_async(&first.host, first.port, keepalive)?;
+        let mut st = self.inner.lock();
+        st.opts.servers = servers.to_vec();
+        st.opts.use_server(0);
+        Ok(())
     }
 
     /// Stores the connection parameters; a loop (`loop_start`, `loop_forever`, `loop_once`)

@@ -235,6 +235,11 @@ impl State {
 
     /// Schedules the next reconnect attempt with exponential backoff.
     pub(super) fn schedule_reconnect(&mut self, now: Instant, first_failed: bool) {
+        // A server list: the next attempt goes to the next server (round robin).
+        if self.opts.servers.len() > 1 {
+            let next = (self.opts.server_idx + 1) % self.opts.servers.len();
+            self.opts.use_server(next);
+        }
         let delay = match self.backoff {
             None => self.opts.reconnect_min,
             Some(d) => d.saturating_mul(2).min(self.opts.reconnect_max),
@@ -246,9 +251,6 @@ impl State {
         });
     }
 
-    /// What a CONNACK success changes for the client: the backoff restarts, MQTT 5's
-    /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
-    /// Identifier becomes the client id.
     /// The receive channel is full: the loop stops reading until it is not.
     pub(super) fn channel_full(&self) -> bool {
         self.channel.as_ref().is_some_and(|c| c.is_full())
@@ -261,6 +263,9 @@ impl State {
         }
     }
 
+    /// What a CONNACK success changes for the client: the backoff restarts, MQTT 5's
+    /// `CleanStart::FirstOnly` stops asking for a clean start, and an Assigned Client
+    /// Identifier becomes the client id.
     pub(super) fn connack_succeeded(&mut self) {
         self.session.count_connection();
         self.backoff = None;
