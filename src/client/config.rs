@@ -55,6 +55,8 @@ pub(super) struct Options {
     /// The server list of `connect_servers` (empty after a plain `connect`), the entry in
     /// use, and the client's own transport (for entries without one).
     pub servers: Vec<crate::Server>,
+    /// Follow a broker's Server Reference (0x9C / 0x9D) on the next attempt.
+    pub follow_redirects: bool,
     pub server_idx: usize,
     pub base_transport: Transport,
 }
@@ -130,6 +132,7 @@ impl Options {
             max_incoming_set: false,
             resubscribe: false,
             servers: Vec::new(),
+            follow_redirects: false,
             server_idx: 0,
             base_transport: b.transport,
         }
@@ -425,6 +428,16 @@ impl Client {
             st.opts.resubscribe = on;
             st.sync_session();
         });
+        Ok(())
+    }
+
+    /// Opt-in (default off): when an MQTT 5 broker answers CONNACK or sends DISCONNECT with
+    /// Use Another Server (0x9C) or Server Moved (0x9D) and a Server Reference, the next
+    /// attempt goes to that server (`host`, `host:port` or `[v6]:port`; without a port the
+    /// current one). Either way the reference reaches `on_connect` / `on_disconnect` in the
+    /// properties (`server_reference`).
+    pub fn follow_redirects_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| st.opts.follow_redirects = on);
         Ok(())
     }
 

@@ -302,6 +302,9 @@ impl Inner {
                 st.schedule_reconnect(now, false);
             }
         }
+        if let Some(r) = st.session.take_redirect() {
+            st.follow_redirect(&r);
+        }
         self.cond.notify_all();
     }
 }

@@ -291,6 +291,8 @@ pub(crate) struct Session {
     qos0_track: Arc<Qos0Track>,
     /// Counters for monitoring (`Client::stats`).
     stats: crate::types::Stats,
+    /// The Server Reference of the last redirect (0x9C / 0x9D), until the client takes it.
+    redirect: Option<String>,
     /// Subscriptions to renew (`resubscribe_set`), in the order made: the filters of one
     /// SUBSCRIBE, its properties, and the connection it was last sent on.
     remembered: Vec<outgoing::Remembered>,
@@ -351,6 +353,7 @@ impl Session {
             qos0_done: 0,
             qos0_track: Qos0Track::new(notify.clone()),
             stats: crate::types::Stats::default(),
+            redirect: None,
             remembered: Vec::new(),
             appended_total: 0,
             written_total: 0,
@@ -479,6 +482,11 @@ impl Session {
     /// The counters since the session was made.
     pub(crate) fn stats(&self) -> crate::types::Stats {
         self.stats
+    }
+
+    /// The Server Reference of a redirect received on the connection that just ended.
+    pub(crate) fn take_redirect(&mut self) -> Option<String> {
+        self.redirect.take()
     }
 
     /// A connection reached CONNACK success (counted for `Stats`).
