@@ -577,7 +577,7 @@ fn rpc_math_server_and_client() {
     let port = port_arg(&broker);
     let mut server = Run::start(
         "server_rpc_math",
-        &["--host", broker.host(), "--port", &port, "--count", "2"],
+        &["--host", broker.host(), "--port", &port, "--count", "3"],
     );
     server.wait_line("Subscribing to math requests");
     server.wait_line("Subscribed:");
@@ -601,6 +601,21 @@ fn rpc_math_server_and_client() {
         &["--host", broker.host(), "--port", &port, "mult", "2", "-3"],
     );
     assert_has(&out, "Response: -6.0");
+    // The same through mqtt-sync's request helper.
+    let out = run(
+        "client_rpc_math",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port,
+            "--request",
+            "add",
+            "4",
+            "5",
+        ],
+    );
+    assert_has(&out, "Response: 9.0");
 
     let out = server.success();
     assert_has(&out, "requests/math/add  b'[1.0,2.0,3.5]'");

@@ -176,9 +176,10 @@ impl Client {
                         }
                     }
                     Event::Message { msg, ack } => {
-                        self.dispatch_message(&msg);
-                        if let Some(ch) = &chan {
-                            ch.push(*msg);
+                        if self.dispatch_message(&msg) {
+                            if let Some(ch) = &chan {
+                                ch.push(*msg);
+                            }
                         }
                         if let Some((mid, qos)) = ack {
                             delivered.push((conn, mid, qos));
@@ -218,7 +219,9 @@ impl Client {
                     f(self, flags, rc, &props)
                 });
             }
-            Event::Message { msg, .. } => self.dispatch_message(&msg),
+            Event::Message { msg, .. } => {
+                self.dispatch_message(&msg);
+            }
             Event::Published { mid, rc, props } => {
                 let slot = cbs().on_publish.clone();
                 let p = props.as_deref().unwrap_or(&EMPTY_PROPERTIES);
@@ -278,7 +281,11 @@ impl Client {
     }
 
     /// Every matching `message_callback_add` filter's callback, or `on_message` if none.
-    fn dispatch_message(&self, msg: &Message) {
+    /// `false` for a response to a `request()` (handed to its waiter, nobody else's).
+    fn dispatch_message(&self, msg: &Message) -> bool {
+        if self.take_response(msg) {
+            return false;
+        }
         let (matched, on_message) = {
             let c = self.inner.callbacks();
             let matched: Vec<_> = c
@@ -298,5 +305,6 @@ impl Client {
                 call_slot(&self.inner, self, "on_message", &Some(f), |f| f(self, msg));
             }
         }
+        true
     }
 }

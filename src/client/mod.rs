@@ -41,6 +41,7 @@ mod connect;
 mod dispatch;
 mod event_loop;
 mod ops;
+mod request;
 mod state;
 
 pub use builder::ClientBuilder;
@@ -59,6 +60,8 @@ pub(crate) struct Inner {
     /// Signalled when the connection closes or output drains (publishers waiting for room).
     cond: Condvar,
     callbacks: Mutex<Callbacks>,
+    /// `request()`s waiting for their response.
+    requests: Mutex<request::Requests>,
     poll: Mutex<(Poll, Events)>,
     registry: Registry,
     waker: Waker,
@@ -177,6 +180,10 @@ impl Inner {
         self.callbacks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn requests(&self) -> MutexGuard<'_, request::Requests> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn wake(&self) {
         let _ = self.waker.wake();
     }
@@ -267,6 +274,7 @@ impl Client {
             state: Mutex::new(State::new(Options::new(&b), session, reporting)),
             cond: Condvar::new(),
             callbacks: Mutex::new(Callbacks::default()),
+            requests: Mutex::new(request::Requests::default()),
             poll: Mutex::new((poll, Events::with_capacity(16))),
             registry,
             waker,
