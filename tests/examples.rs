@@ -31,8 +31,19 @@ fn examples_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        // The examples get the features this test binary was built with (srv is opt-in).
+        let features: Vec<&str> = [
+            (cfg!(feature = "tls"), "tls"),
+            (cfg!(feature = "websockets"), "websockets"),
+            (cfg!(feature = "srv"), "srv"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
         let out = Command::new(env!("CARGO"))
             .args(["build", "--examples", "--quiet", "--package", "mqtt-sync"])
+            .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(&manifest)
             .stdin(Stdio::null())
             .output()
