@@ -385,7 +385,7 @@ impl Session {
             } else {
                 Some(Box::new(properties))
             },
-            timestamp: Instant::now(),
+            timestamp: crate::time::now(),
         });
         match qos {
             QoS::AtMostOnce => self.push_event(Event::Message { msg, ack: None }),
