@@ -274,6 +274,8 @@ mod imp {
         pub max_queued: usize,
         /// `is_connected()`.
         pub connected: bool,
+        /// A `loop_start` thread or `loop_forever` runs.
+        pub loop_running: bool,
     }
 
     /// Measures `client` (takes its lock briefly).

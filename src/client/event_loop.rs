@@ -465,13 +465,15 @@ impl Client {
     /// External loop: run the timers (keepalive PINGREQ, missing PINGRESP, CONNACK timeout);
     /// call it at least once a second.
     pub fn loop_misc(&self) -> Result<()> {
-        self.external(|c, st| match st.session.handle_timeout(crate::time::now()) {
-            Err(close) => {
-                c.inner.close_conn(st, Ended::Session(close));
-                Err(st.ended_with())
-            }
-            Ok(()) => c.write_or_lost(st),
-        })
+        self.external(
+            |c, st| match st.session.handle_timeout(crate::time::now()) {
+                Err(close) => {
+                    c.inner.close_conn(st, Ended::Session(close));
+                    Err(st.ended_with())
+                }
+                Ok(()) => c.write_or_lost(st),
+            },
+        )
     }
 }
 

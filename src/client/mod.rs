@@ -341,6 +341,7 @@ impl Client {
             max_outgoing_bytes: st.opts.max_outgoing_bytes,
             max_queued: st.opts.max_queued,
             connected: st.connected(),
+            loop_running: st.runner.running(),
         }
     }
 }
