@@ -94,7 +94,7 @@ fn same_seed_same_trace() {
         let b = run(&cfg, &plan, seed, opts(CI_STEPS, true));
         assert_eq!(a.trace, b.trace, "seed {seed}: traces differ");
         assert_eq!(a.digest, b.digest);
-        assert!(a.steps > 100, "seed {seed}: only {} steps", a.steps);
+        assert!(a.steps > 50, "seed {seed}: only {} steps", a.steps);
     }
 }
 

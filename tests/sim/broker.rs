@@ -295,6 +295,10 @@ pub fn step(sh: &mut Shared) {
 /// Ends connection `ci`: the client sees the end; a session that does not persist goes.
 fn close(sh: &mut Shared, ci: usize) {
     let c = sh.broker.conns.remove(ci);
+    if sh.model.verbose {
+        sh.model
+            .trace(format!("broker: connection {} closed", c.pipe));
+    }
     sh.pipes[c.pipe].cut = true;
     sh.poll_ready = true;
     if let Some(u) = c.up {
@@ -500,16 +504,25 @@ fn connect(sh: &mut Shared, ci: usize, c: codec::Connect) -> bool {
         return false;
     }
     let id = c.client_id.clone();
-    if c.clean_start {
-        discard_session(sh, &id, "clean start");
-    }
-    // Take-over: an older connection of this session ends (closed at its next step).
-    if let Some(old) = sh.broker.sessions.get(&id).and_then(|s| s.conn) {
-        if let Some(oi) = sh.broker.conns.iter().position(|x| x.pipe == old) {
-            sh.pipes[old].cut = true;
+    // Take-over: an older connection with this client id ends; what it still carries is
+    // never read (closed at its next step).
+    let me = sh.broker.conns[ci].pipe;
+    for oi in 0..sh.broker.conns.len() {
+        let old = &sh.broker.conns[oi];
+        if old.pipe != me && old.up.as_ref().is_some_and(|u| u.client_id == id) {
+            let pipe = old.pipe;
+            sh.pipes[pipe].cut = true;
             sh.broker.conns[oi].up = None;
             sh.broker.conns[oi].dead = true;
+            if let Some(s) = sh.broker.sessions.get_mut(&id) {
+                if s.conn == Some(pipe) {
+                    s.conn = None;
+                }
+            }
         }
+    }
+    if c.clean_start {
+        discard_session(sh, &id, "clean start");
     }
     connect_finish(sh, ci, &id, &c, v5)
 }
@@ -567,6 +580,13 @@ fn complete_unacked(sh: &mut Shared, ci: usize, pkt: &Packet) {
 
 fn publish_in(sh: &mut Shared, ci: usize, id: &str, p: Publish, v5: bool) {
     let pid = super::model::parse_tag(&p.payload, b'p');
+    if sh.model.verbose {
+        let pipe = sh.broker.conns[ci].pipe;
+        sh.model.trace(format!(
+            "broker: connection {pipe}: PUBLISH p{pid:?} q{} dup={} id={}",
+            p.qos as u8, p.dup, p.pkid
+        ));
+    }
     if p.qos != QoS::AtMostOnce {
         let conn = &mut sh.broker.conns[ci];
         let fresh = conn.unacked.insert(p.pkid);

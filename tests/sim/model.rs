@@ -25,6 +25,9 @@ pub struct PubRec {
     /// `reinitialise()` came before its `on_publish`: its events were dropped with the
     /// session, it must only be completed (failed).
     pub abandoned: bool,
+    /// Queue order: (client generation, mid); mids are allocated in increasing order
+    /// (until they wrap, which only the mass profile reaches: its topic is not checked).
+    pub order: (u64, u16),
 }
 
 /// A message the broker routed into a session: an obligation for the client.
@@ -56,14 +59,14 @@ pub struct Model {
     /// `on_publish` that ran before its `publish()` returned (the callback ran inside it).
     pub early: HashMap<u16, Vec<ReasonCode>>,
     pub routes: Vec<Route>,
-    /// Last publish id first received by the broker, per (topic, QoS).
-    pub last_received: HashMap<(String, u8), usize>,
+    /// Queue order of the last publish first received by the broker, per (topic, QoS).
+    pub last_received: HashMap<(String, u8), ((u64, u16), usize)>,
     pub received: HashMap<usize, u32>,
     /// Last route first delivered, per (topic, QoS).
     pub last_delivered: HashMap<(String, u8), usize>,
     /// Session discards so far (QoS 2 de-duplication state lost with them).
     pub epoch: u64,
-    pub qos2_routed: HashMap<usize, u64>,
+    pub qos2_routed: HashMap<(usize, String), u64>,
     /// The thread inside a callback, and how deep.
     pub in_callback: Option<(usize, u32)>,
     /// Manual acks owed: (mid, QoS).
@@ -71,6 +74,8 @@ pub struct Model {
     /// The client id in use (routes of other sessions are not owed to it at the end).
     pub client_id: String,
     pub deliveries: u64,
+    /// Incremented by each reinitialise (mids start again).
+    pub generation: u64,
 }
 
 impl Model {
@@ -109,6 +114,7 @@ impl Model {
             info,
             on_publish: Vec::new(),
             abandoned: false,
+            order: (self.generation, mid),
         });
         if let Some(rcs) = self.early.remove(&mid) {
             for rc in rcs {
@@ -140,22 +146,27 @@ impl Model {
         }
         self.early.clear();
         self.owed_acks.clear();
+        self.generation += 1;
     }
 
     pub fn broker_received(&mut self, pid: usize, topic: &str, qos: QoS, dup: bool) {
         let n = self.received.entry(pid).or_insert(0);
         *n += 1;
-        if *n == 1 {
-            let key = (topic.to_string(), qos as u8);
-            if let Some(&last) = self.last_received.get(&key) {
-                if pid < last {
-                    self.violation(format!(
-                        "publish {pid} reached the broker after publish {last} ({topic}, QoS {})",
-                        qos as u8
-                    ));
+        let order = self.pubs.get(pid).and_then(|p| p.as_ref()).map(|p| p.order);
+        if *n == 1 && topic != "bulk" {
+            if let Some(order) = order {
+                let key = (topic.to_string(), qos as u8);
+                if let Some(&(last, lpid)) = self.last_received.get(&key) {
+                    if order < last {
+                        self.violation(format!(
+                            "publish {pid} reached the broker after publish {lpid} ({topic}, QoS {}), \
+                             although it was queued first",
+                            qos as u8
+                        ));
+                    }
                 }
+                self.last_received.insert(key, (order, pid));
             }
-            self.last_received.insert(key, pid);
         } else if qos != QoS::AtMostOnce && !dup {
             self.violation(format!("publish {pid} was sent again without DUP"));
         }
@@ -163,14 +174,15 @@ impl Model {
 
     pub fn new_route(&mut self, pid: Option<usize>, topic: &str, qos: QoS, session: &str) -> usize {
         if let (Some(pid), QoS::ExactlyOnce) = (pid, qos) {
-            if let Some(&e) = self.qos2_routed.get(&pid) {
+            let key = (pid, session.to_string());
+            if let Some(&e) = self.qos2_routed.get(&key) {
                 if e == self.epoch {
                     self.violation(format!(
                         "QoS 2 publish {pid} reached the subscribers twice (no session was lost)"
                     ));
                 }
             }
-            self.qos2_routed.insert(pid, self.epoch);
+            self.qos2_routed.insert(key, self.epoch);
         }
         self.routes.push(Route {
             pid,

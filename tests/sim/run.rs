@@ -152,7 +152,7 @@ pub fn generate(seed: u64, mass: bool) -> (Config, Vec<Action>) {
         cb_disconnect: if r.chance(1, 3) { r.range(5, 60) } else { 0 },
         manual_loop: r.chance(1, 4),
     };
-    let n = r.range(8, 60);
+    let n = r.range(40, 300);
     let mut plan = vec![Action::Connect];
     if !cfg.manual_loop {
         plan.push(Action::LoopStart);
