@@ -114,6 +114,23 @@ impl Broker {
         self.sessions.get(id).map_or(0, |s| s.out.len())
     }
 
+    /// The queue of the session of `id`, for diagnostics.
+    pub fn session_debug(&self, id: &str) -> String {
+        self.sessions.get(id).map_or("none".into(), |s| {
+            let v: Vec<String> = s
+                .out
+                .iter()
+                .map(|r| {
+                    format!(
+                        "r{} q{} id={:?} {:?} sent={}",
+                        r.rid, r.qos as u8, r.pkid, r.stage, r.sent
+                    )
+                })
+                .collect();
+            format!("conn={:?} [{}]", s.conn, v.join(", "))
+        })
+    }
+
     /// A new TCP connection (pipe `pipe`).
     pub fn accept(&mut self, pipe: usize) {
         self.conns.push(Conn {

@@ -955,10 +955,20 @@ impl Driver {
             if let Some(since) = final_since {
                 let clock = self.world.elapsed();
                 if clock - since > SETTLE_BOUND {
+                    let probe = self.client.lock().unwrap().as_ref().map(sim::probe);
                     let mut g = self.world.lock();
+                    let threads: Vec<String> = g
+                        .threads
+                        .iter()
+                        .map(|t| format!("{} {:?} {}", t.name, t.status, t.op_name))
+                        .collect();
+                    let id = g.model.client_id.clone();
                     let msg = format!(
-                        "not settled {} s after the faults stopped",
-                        SETTLE_BOUND.as_secs()
+                        "not settled {} s after the faults stopped: client {probe:?}; broker \
+                         session {id}: {} queued; owed acks {:?}; threads {threads:?}",
+                        SETTLE_BOUND.as_secs(),
+                        g.broker.session_debug(&id),
+                        g.model.owed_acks
                     );
                     g.model.violation(msg);
                     break;
@@ -1250,6 +1260,10 @@ fn call_on(
             for (mid, q) in owed {
                 let r = c.ack(mid, q);
                 log(format!("ack({mid}, q{}) -> {r:?}", q as u8));
+                if matches!(r, Err(Error::NoConnection)) {
+                    // Offline: acknowledged later (a QoS 2 message keeps waiting for it).
+                    world.lock().model.owed_acks.push((mid, q));
+                }
             }
         }
         _ => {}
