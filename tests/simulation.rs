@@ -138,7 +138,8 @@ fn print_plan(cfg: &Config, plan: &[Action]) {
 }
 
 /// `scripts/soak`: seeds `SIM_START..` until `SIM_SEEDS` seeds or `SIM_TOTAL_STEPS` steps;
-/// every `SIM_MASS_EVERY`-th seed runs the 65,535+ publish profile.
+/// every `SIM_MASS_EVERY`-th seed runs the 65,535+ publish profile; `SIM_STOP_AT_FIRST=1`
+/// stops at the first failing seed (how many seeds it takes to find a defect).
 #[test]
 #[ignore]
 fn soak() {
@@ -155,9 +156,13 @@ fn soak() {
     while n < seeds && steps < total {
         let (f, s) = sweep(seed, 1, mass_every, max_steps);
         steps += s;
+        let stop = !f.is_empty() && env_u64("SIM_STOP_AT_FIRST", 0) == 1;
         failed.extend(f);
         n += 1;
         seed += 1;
+        if stop {
+            break;
+        }
         if n % 500 == 0 {
             eprintln!(
                 "soak: {n} seeds, {steps} steps, {:.0} s, {} failure(s)",
