@@ -184,6 +184,13 @@ impl Model {
             }
             self.qos2_routed.insert(key, self.epoch);
         }
+        if self.verbose {
+            let rid = self.routes.len();
+            self.trace(format!(
+                "broker: route r{rid} (publish {pid:?}, {topic}, q{}) into session {session}",
+                qos as u8
+            ));
+        }
         self.routes.push(Route {
             pid,
             topic: topic.to_string(),

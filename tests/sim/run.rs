@@ -385,6 +385,17 @@ fn configure(c: &Client, cfg: &Config, world: &Arc<World>, flags: &Arc<Mutex<Fla
     let _ = c.reconnect_delay_set(Duration::from_secs(1), Duration::from_secs(8));
     let _ = c.connect_timeout_set(Duration::from_secs(5));
     let _ = c.manual_ack_set(cfg.manual_ack);
+    // The client's log lines (SIM_CLIENT_LOG=1): an on_log callback makes the client
+    // produce them, which changes its schedule, so a replay with it may differ.
+    if std::env::var("SIM_CLIENT_LOG").is_ok_and(|v| v == "1") {
+        let w = world.clone();
+        c.on_log(move |_c, level, line| {
+            let me = ME.with(|m| m.get());
+            w.lock()
+                .model
+                .trace(format!("client log (thread {me}) {level:?}: {line}"));
+        });
+    }
     let w = world.clone();
     c.on_connect(move |_c, flags, rc, _p| {
         cb(&w, "on_connect", |sh| {
@@ -963,6 +974,24 @@ impl Driver {
                         .map(|t| format!("{} {:?} {}", t.name, t.status, t.op_name))
                         .collect();
                     let id = g.model.client_id.clone();
+                    let pipes: Vec<String> = g
+                        .pipes
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| !p.cut)
+                        .map(|(i, p)| {
+                            format!(
+                                "pipe {i}: to_client {} to_broker {} closed={} blocked={}",
+                                p.to_client.len(),
+                                p.to_broker.len(),
+                                p.client_closed,
+                                p.write_blocked
+                            )
+                        })
+                        .collect();
+                    let pr = g.poll_ready;
+                    g.model
+                        .trace(format!("open pipes: {pipes:?}; poll_ready={pr}"));
                     let msg = format!(
                         "not settled {} s after the faults stopped: client {probe:?}; broker \
                          session {id}: {} queued; owed acks {:?}; threads {threads:?}",
