@@ -311,6 +311,7 @@ pub fn run(cfg: &Config, plan: &[Action], seed: u64, opts: RunOpts) -> Outcome {
                 op: None,
                 op_start: Duration::ZERO,
                 op_name: String::new(),
+                op_seq: 0,
             }],
             clock: Duration::ZERO,
             poll_ready: false,
@@ -534,7 +535,8 @@ fn cb_wait(w: &Arc<World>, wait: Option<usize>) {
             g.model
                 .trace(format!("callback waits for {name} (held by backpressure)"));
         }
-        w.block_as(Why::Wait { worker, until });
+        let op = w.lock().threads[worker].op_seq;
+        w.block_as(Why::Wait { worker, op, until });
     }
     let mut g = w.lock();
     g.model.in_callback = match g.model.in_callback {
@@ -569,6 +571,7 @@ impl Driver {
                 op: None,
                 op_start: Duration::ZERO,
                 op_name: String::new(),
+                op_seq: 0,
             });
             assert_eq!(g.threads.len() - 1, id);
         }
@@ -620,6 +623,7 @@ impl Driver {
             t.op = Some(job);
             t.op_start = clock;
             t.op_name = name.to_string();
+            t.op_seq += 1;
             t.status = Status::Running;
         }
         self.world.resume(w);
@@ -673,8 +677,9 @@ impl Driver {
                         v.push((i, false));
                     }
                 }
-                Status::Blocked(Why::Wait { worker, until }) => {
+                Status::Blocked(Why::Wait { worker, op, until }) => {
                     if matches!(sh.threads[worker].status, Status::Idle | Status::Exited)
+                        || sh.threads[worker].op_seq != op
                         || sh.clock >= until
                     {
                         v.push((i, false));

@@ -34,8 +34,13 @@ pub struct Abort;
 pub enum Why {
     /// One of the client's hooks.
     Hook(Block),
-    /// A callback waits until worker `w` has finished its operation (or until `until`).
-    Wait { worker: usize, until: Duration },
+    /// A callback waits until worker `worker` has finished its operation number `op`
+    /// (or until `until`).
+    Wait {
+        worker: usize,
+        op: u64,
+        until: Duration,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +64,8 @@ pub struct ThreadRec {
     /// Virtual time its current operation started (workers).
     pub op_start: Duration,
     pub op_name: String,
+    /// Operations handed to this worker so far.
+    pub op_seq: u64,
 }
 
 /// One simulated TCP connection.
@@ -226,6 +233,7 @@ impl WorldHooks for Hooks {
             op: None,
             op_start: Duration::ZERO,
             op_name: String::new(),
+            op_seq: 0,
         });
         id as u64
     }
