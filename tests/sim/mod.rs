@@ -7,7 +7,7 @@
 //! - `run.rs`: the plan of a seed (API calls, faults), the driver, the callbacks;
 //! - `shrink.rs`: reducing a failing plan to a short one.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::collapsible_match)]
 
 pub mod broker;
 pub mod model;

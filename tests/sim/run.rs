@@ -295,8 +295,6 @@ pub struct Flags {
     pub final_phase: bool,
 }
 
-static FLAGS_KEY: () = ();
-
 /// Runs `plan` under `cfg` with scheduler seed `seed`.
 pub fn run(cfg: &Config, plan: &[Action], seed: u64, opts: RunOpts) -> Outcome {
     let world = Arc::new(World {
@@ -372,9 +370,7 @@ pub fn run(cfg: &Config, plan: &[Action], seed: u64, opts: RunOpts) -> Outcome {
         );
         d.run_until_idle(1);
     }
-    let outcome = d.drive(plan, opts, &flags);
-    let _ = FLAGS_KEY;
-    outcome
+    d.drive(plan, opts, &flags)
 }
 
 /// Sets the client's options and callbacks (again after `reinitialise`).
@@ -521,8 +517,7 @@ fn cb<R>(w: &Arc<World>, name: &str, f: impl FnOnce(&mut Shared) -> R) -> R {
     }
     let depth = g.model.in_callback.map_or(0, |(_, d)| d);
     g.model.in_callback = Some((me, depth + 1));
-    let r = f(&mut g);
-    r
+    f(&mut g)
 }
 
 /// Leaves a callback, after waiting (blocked) for a worker if the callback decided so.
@@ -1026,7 +1021,7 @@ impl Driver {
         if failed {
             self.abort();
         } else {
-            self.teardown(flags);
+            self.teardown();
         }
         let mut g = self.world.lock();
         g.model.trace.len().hash(&mut self.digest);
@@ -1086,7 +1081,7 @@ impl Driver {
     }
 
     /// Ends a run that passed: the loop stops, the client is dropped, the workers end.
-    fn teardown(&mut self, flags: &Arc<Mutex<Flags>>) {
+    fn teardown(&mut self) {
         let slot = self.client.clone();
         let job: Job = Box::new(move || {
             let c = slot.lock().unwrap().take();
@@ -1310,7 +1305,7 @@ fn publish_one(
     c: &Client,
     world: &Arc<World>,
     cfg: &Config,
-    flags: &Arc<Mutex<Flags>>,
+    _flags: &Arc<Mutex<Flags>>,
     w: usize,
     topic: &str,
     q: QoS,
