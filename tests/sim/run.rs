@@ -1016,6 +1016,23 @@ impl Driver {
             let mut g = self.world.lock();
             g.model
                 .trace(format!("stopped after {steps} steps (limit)"));
+            let clock = g.clock;
+            let stuck: Vec<String> = (1..=WORKERS)
+                .filter(|&w| !matches!(g.threads[w].status, Status::Idle))
+                .map(|w| {
+                    let t = &g.threads[w];
+                    format!(
+                        "worker{w} in {} for {:.1} s",
+                        t.op_name,
+                        clock.saturating_sub(t.op_start).as_secs_f64()
+                    )
+                })
+                .collect();
+            if !stuck.is_empty() {
+                g.model.violation(format!(
+                    "the step limit ended the run with calls still blocked: {stuck:?}"
+                ));
+            }
         }
         let failed = !self.world.lock().model.violations.is_empty();
         if failed {
@@ -1082,6 +1099,10 @@ impl Driver {
 
     /// Ends a run that passed: the loop stops, the client is dropped, the workers end.
     fn teardown(&mut self) {
+        if !matches!(self.world.lock().threads[1].status, Status::Idle) {
+            self.abort();
+            return;
+        }
         let slot = self.client.clone();
         let job: Job = Box::new(move || {
             let c = slot.lock().unwrap().take();
