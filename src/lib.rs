@@ -147,6 +147,11 @@ mod message;
 mod network;
 mod options;
 mod session;
+#[cfg(feature = "simulation")]
+#[doc(hidden)]
+pub mod sim;
+#[cfg(not(feature = "simulation"))]
+mod sim;
 mod time;
 mod topic;
 mod types;

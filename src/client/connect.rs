@@ -82,13 +82,13 @@ impl Client {
         }
         let (secure, nameserver, deadline) = {
             let st = self.inner.lock();
-            let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
+            let deadline = crate::time::after(crate::time::now(), st.opts.connect_timeout);
             (st.opts.net.tls.is_some(), st.opts.srv_nameserver, deadline)
         };
         let candidates = network::srv::lookup(domain, secure, nameserver, deadline)?;
         let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
         for (host, port) in candidates {
-            if Instant::now() >= deadline {
+            if crate::time::now() >= deadline {
                 last = Error::Timeout;
                 break;
             }
@@ -227,7 +227,7 @@ impl Client {
             self.inner.close_conn(&mut st, Ended::Quiet);
             // One deadline for the whole attempt: DNS, TCP, proxy, TLS, WebSocket, CONNACK.
             let deadline = deadline
-                .unwrap_or_else(|| crate::time::after(Instant::now(), st.opts.connect_timeout));
+                .unwrap_or_else(|| crate::time::after(crate::time::now(), st.opts.connect_timeout));
             let attempt = Attempt::start(deadline);
             st.link = Link::Opening {
                 attempt: attempt.clone(),
@@ -301,7 +301,7 @@ impl Client {
         st.link = Link::Open(Box::new(Conn::new(id, stream, fd)));
         if let Err(e) = st
             .session
-            .start_connect(&connect, id, Instant::now(), deadline)
+            .start_connect(&connect, id, crate::time::now(), deadline)
         {
             self.inner.close_conn(st, Ended::Quiet);
             return Err(e);

@@ -185,6 +185,7 @@ impl Inner {
     }
 
     fn wake(&self) {
+        crate::sim::wake();
         let _ = self.waker.wake();
     }
 
@@ -237,7 +238,7 @@ impl Inner {
         self.wake();
         if let Some(h) = handle {
             if h.thread().id() != thread::current().id() {
-                let _ = h.join();
+                crate::sim::join(h);
             }
         }
     }
@@ -338,6 +339,23 @@ impl Client {
         drop(stale);
         *self.inner.callbacks() = Callbacks::default();
         Ok(())
+    }
+}
+
+#[cfg(feature = "simulation")]
+impl Client {
+    /// What the simulation checks against the configured bounds (see `sim.rs`).
+    pub(crate) fn sim_probe(&self) -> crate::sim::Probe {
+        let st = self.inner.lock();
+        crate::sim::Probe {
+            pending_bytes: st.session.pending_bytes(),
+            outgoing: st.session.outgoing_len(),
+            inbound_qos2: st.session.inbound_qos2_len(),
+            max_outgoing_bytes: st.opts.max_outgoing_bytes,
+            max_queued: st.opts.max_queued,
+            connected: st.connected(),
+            loop_running: st.runner.running(),
+        }
     }
 }
 

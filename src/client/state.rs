@@ -180,7 +180,7 @@ impl State {
             connected_once: false,
             last_error: None,
             flow: WriteFlow {
-                last_publish: Instant::now(),
+                last_publish: crate::time::now(),
                 flush_scheduled: false,
                 write_blocked: false,
                 dispatch_scheduled: false,

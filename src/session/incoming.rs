@@ -408,7 +408,7 @@ impl Session {
             } else {
                 Some(Box::new(properties))
             },
-            timestamp: Instant::now(),
+            timestamp: crate::time::now(),
         });
         self.check_receive_quota(pkid, qos, &msg)?;
         match qos {

@@ -334,7 +334,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(cfg: SessionConfig, notify: Arc<Notify>) -> Self {
-        let now = Instant::now();
+        let now = crate::time::now();
         Session {
             cfg,
             out: Vec::with_capacity(8 * 1024),
@@ -467,6 +467,12 @@ impl Session {
     /// Number of bytes not yet written to the socket.
     pub(crate) fn pending_bytes(&self) -> usize {
         self.out.len() - self.out_pos
+    }
+
+    /// Number of incoming QoS 2 messages between PUBREC and PUBCOMP (for the simulation).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn inbound_qos2_len(&self) -> usize {
+        self.inbound_qos2.len()
     }
 
     /// Number of stored outgoing QoS 1/2 messages (in flight and queued).
