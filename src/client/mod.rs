@@ -14,6 +14,8 @@
 //! | `conn.rs` | the open socket: write, read into the session, close |
 //! | `dispatch.rs` | running the callbacks of queued events; log lines |
 //! | `event_loop.rs` | one pass of the loop, `loop_forever`, the `loop_start` thread, `loop_once`, the external-loop calls |
+//! | `channel.rs` | `message_channel`: the bounded receive channel beside the callbacks |
+//! | `request.rs` | MQTT 5 request/response: `request`, `respond` |
 //!
 //! Threading model: all state sits behind one mutex (`Inner::state`); the socket is
 //! non-blocking and registered with a `mio` poller. Whoever holds the state lock may read
