@@ -6,6 +6,9 @@
 //! `replies/math/<client id>` (the id the broker assigned) and Correlation Data `1`, prints
 //! the answer and exits. Start `server_rpc_math` first.
 //!
+//! With `--request` it uses `Client::request` instead (mqtt-sync's request/response helper):
+//! the same exchange in one call.
+//!
 //! Python's module globals (`client_id`, `reply_to`, `reply`) become state shared with the
 //! callbacks; its `time.sleep(0.1)` polling loops are kept, as in the original.
 
@@ -134,14 +137,28 @@ fn main() -> mqtt::Result<()> {
     // Send the request
     let topic = format!("requests/math/{func}");
     let payload = serde_json::to_string(&nums).expect("numbers serialize");
-    mqttc.publish_with_properties(&topic, payload, mqtt::QoS::AtLeastOnce, false, props)?;
+    let reply = if args.flag(&["--request"]) {
+        // mqtt-sync's request helper: its own Response Topic and Correlation Data, and a
+        // wait for exactly this request's answer (safe from many threads at once).
+        let _ = props;
+        mqttc
+            .request(
+                &topic,
+                payload,
+                mqtt::QoS::AtLeastOnce,
+                Duration::from_secs(10),
+            )?
+            .into_payload()
+    } else {
+        mqttc.publish_with_properties(&topic, payload, mqtt::QoS::AtLeastOnce, false, props)?;
 
-    // Wait for the reply
-    let reply = loop {
-        if let Some(reply) = globals.lock().unwrap().reply.take() {
-            break reply;
+        // Wait for the reply
+        loop {
+            if let Some(reply) = globals.lock().unwrap().reply.take() {
+                break reply;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
     };
 
     // Extract the response and print it.

@@ -98,15 +98,10 @@ fn on_message(mqttc: &mqtt::Client, msg: &mqtt::Message) {
         "Sending response {res:?} on '{reply_to}': {}",
         py_bytes(&corr_id)
     );
-    let props = mqtt::Properties {
-        correlation_data: Some(corr_id),
-        ..Default::default()
-    };
-
+    // `respond` publishes to the request's Response Topic with its Correlation Data (what
+    // Python spells out with a Properties object and publish).
     let payload = serde_json::to_string(&res).expect("a number serializes");
-    if let Err(e) =
-        mqttc.publish_with_properties(&reply_to, payload, mqtt::QoS::AtLeastOnce, false, props)
-    {
+    if let Err(e) = mqttc.respond(msg, payload, mqtt::QoS::AtLeastOnce) {
         println!("publish failed: {e}");
     }
 }

@@ -351,6 +351,8 @@ mod session {
             log: true,
             logger: false,
             publish_events: true,
+            // Anything added later (e.g. resubscribe) at its default.
+            ..SessionConfig::default()
         };
         let mut d = Driver {
             s: Session::new(cfg, Arc::new(Notify::default())),

@@ -150,11 +150,18 @@ mod message;
 mod network;
 mod options;
 mod session;
+#[cfg(feature = "simulation")]
+#[doc(hidden)]
+pub mod sim;
+#[cfg(not(feature = "simulation"))]
+mod sim;
 mod time;
 mod topic;
 mod types;
 
-pub use client::{Client, ClientBuilder, WeakClient, DEFAULT_MAX_INCOMING_PACKET};
+pub use client::{
+    Client, ClientBuilder, MessageIter, MessageReceiver, WeakClient, DEFAULT_MAX_INCOMING_PACKET,
+};
 pub use error::*;
 pub use helpers::{publish, subscribe};
 pub use message::{Message, MessageInfo};
@@ -162,7 +169,7 @@ pub use message::{Message, MessageInfo};
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use native_tls;
 pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
-pub use options::{Auth, ConnectOptions, Will};
+pub use options::{Auth, ConnectOptions, Server, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
     CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,

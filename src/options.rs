@@ -85,3 +85,36 @@ impl std::fmt::Debug for Auth {
             .finish()
     }
 }
+
+/// One broker of a server list ([`Client::connect_servers`](crate::Client::connect_servers)).
+///
+/// ```
+/// use mqtt_sync::{Server, Transport};
+/// let primary = Server::new("broker-a.example", 1883);
+/// let backup = Server {
+///     transport: Some(Transport::WebSockets),
+///     ..Server::new("broker-b.example", 8080)
+/// };
+/// assert_eq!(backup.port, 8080);
+/// # let _ = primary;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// The transport for this server; `None`: the client's (from the builder).
+    pub transport: Option<crate::Transport>,
+}
+
+impl Server {
+    /// A server reached with the client's transport.
+    pub fn new(host: impl Into<String>, port: u16) -> Server {
+        Server {
+            host: host.into(),
+            port,
+            transport: None,
+        }
+    }
+}

@@ -2,6 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+/// The current time (the simulation's virtual clock on a simulated thread, see `sim.rs`).
+#[inline(always)]
+pub(crate) fn now() -> Instant {
+    crate::sim::now()
+}
+
 /// About a century: a deadline this far ahead never comes.
 const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 

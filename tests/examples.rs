@@ -31,8 +31,19 @@ fn examples_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        // The examples get the features this test binary was built with (srv is opt-in).
+        let features: Vec<&str> = [
+            (cfg!(feature = "tls"), "tls"),
+            (cfg!(feature = "websockets"), "websockets"),
+            (cfg!(feature = "srv"), "srv"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, f)| *f)
+        .collect();
         let out = Command::new(env!("CARGO"))
             .args(["build", "--examples", "--quiet", "--package", "mqtt-sync"])
+            .args(["--no-default-features", "--features", &features.join(",")])
             .current_dir(&manifest)
             .stdin(Stdio::null())
             .output()
@@ -577,7 +588,7 @@ fn rpc_math_server_and_client() {
     let port = port_arg(&broker);
     let mut server = Run::start(
         "server_rpc_math",
-        &["--host", broker.host(), "--port", &port, "--count", "2"],
+        &["--host", broker.host(), "--port", &port, "--count", "3"],
     );
     server.wait_line("Subscribing to math requests");
     server.wait_line("Subscribed:");
@@ -601,6 +612,21 @@ fn rpc_math_server_and_client() {
         &["--host", broker.host(), "--port", &port, "mult", "2", "-3"],
     );
     assert_has(&out, "Response: -6.0");
+    // The same through mqtt-sync's request helper.
+    let out = run(
+        "client_rpc_math",
+        &[
+            "--host",
+            broker.host(),
+            "--port",
+            &port,
+            "--request",
+            "add",
+            "4",
+            "5",
+        ],
+    );
+    assert_has(&out, "Response: 9.0");
 
     let out = server.success();
     assert_has(&out, "requests/math/add  b'[1.0,2.0,3.5]'");
@@ -813,5 +839,34 @@ fn pub_and_sub() {
             line.contains("demo/x") && line.contains(&format!("hello {}", i + 1)),
             "line {line:?} in:\n{out}"
         );
+    }
+}
+
+#[test]
+fn consume() {
+    let broker = Mosquitto::start();
+    let port = port_arg(&broker);
+    let consumer = Run::start("consume", &[broker.host(), &port, "consume/#", "3"]);
+    wait_for_suback(&broker);
+    run(
+        "pub",
+        &[
+            "-h",
+            broker.host(),
+            "-p",
+            &port,
+            "-t",
+            "consume/x",
+            "-q",
+            "1",
+            "-m",
+            "hello {n}",
+            "-n",
+            "3",
+        ],
+    );
+    let out = consumer.success();
+    for i in 1..=3 {
+        assert_has(&out, &format!("consume/x hello {i}"));
     }
 }

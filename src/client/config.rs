@@ -50,6 +50,15 @@ pub(super) struct Options {
     /// `max_incoming_packet_size_set` was called: MQTT 5 CONNECTs announce the limit as
     /// Maximum Packet Size.
     pub max_incoming_set: bool,
+    /// Renew subscriptions after a CONNACK without a session (`resubscribe_set`).
+    pub resubscribe: bool,
+    /// The server list of `connect_servers` (empty after a plain `connect`), the entry in
+    /// use, and the client's own transport (for entries without one).
+    pub servers: Vec<crate::Server>,
+    /// Follow a broker's Server Reference (0x9C / 0x9D) on the next attempt.
+    pub follow_redirects: bool,
+    pub server_idx: usize,
+    pub base_transport: Transport,
 }
 
 /// The default largest packet accepted from the broker: 16 MiB, so that a broker cannot make
@@ -121,6 +130,21 @@ impl Options {
             max_queued: 0,
             max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,
             max_incoming_set: false,
+            resubscribe: false,
+            servers: Vec::new(),
+            follow_redirects: false,
+            server_idx: 0,
+            base_transport: b.transport,
+        }
+    }
+
+    /// Makes server `i` of the list the one the next attempt goes to.
+    pub(super) fn use_server(&mut self, i: usize) {
+        if let Some(s) = self.servers.get(i) {
+            self.server_idx = i;
+            self.host = Some(s.host.clone());
+            self.port = s.port;
+            self.transport = s.transport.unwrap_or(self.base_transport);
         }
     }
 
@@ -391,6 +415,29 @@ impl Client {
             st.opts.max_incoming_set = true;
             st.sync_session();
         });
+        Ok(())
+    }
+
+    /// Opt-in automatic resubscription (default off, as Paho): the client remembers its
+    /// subscriptions (filters with their options and MQTT 5 properties, minus those
+    /// unsubscribed) and, after a CONNACK that did not resume a session, subscribes to them
+    /// again before queued messages are sent; their SUBACKs reach `on_subscribe`. Subscriptions
+    /// made while it is off are not remembered.
+    pub fn resubscribe_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| {
+            st.opts.resubscribe = on;
+            st.sync_session();
+        });
+        Ok(())
+    }
+
+    /// Opt-in (default off): when an MQTT 5 broker answers CONNACK or sends DISCONNECT with
+    /// Use Another Server (0x9C) or Server Moved (0x9D) and a Server Reference, the next
+    /// attempt goes to that server (`host`, `host:port` or `[v6]:port`; without a port the
+    /// current one). Either way the reference reaches `on_connect` / `on_disconnect` in the
+    /// properties (`server_reference`).
+    pub fn follow_redirects_set(&self, on: bool) -> Result<()> {
+        self.with_state(|st| st.opts.follow_redirects = on);
         Ok(())
     }
 

@@ -4,7 +4,6 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
-use std::time::Instant;
 
 use mio::unix::SourceFd;
 
@@ -107,7 +106,7 @@ impl State {
 impl Inner {
     /// Writes as much of the pending output as the socket takes.
     pub(super) fn flush(&self, st: &mut State) -> Result<(), Error> {
-        let now = Instant::now();
+        let now = crate::time::now();
         let State { link, session, .. } = st;
         let Some(conn) = link.conn_mut() else {
             return Ok(());
@@ -149,7 +148,7 @@ impl Inner {
 
     /// Reads and handles what the socket has (up to a budget).
     pub(super) fn read_in(&self, st: &mut State) -> Result<(), Ended> {
-        let now = Instant::now();
+        let now = crate::time::now();
         let max_packet = st.opts.max_incoming_packet;
         let mut budget = READ_BUDGET;
         let mut got = false;
@@ -165,13 +164,14 @@ impl Inner {
     fn read_loop(
         &self,
         st: &mut State,
-        now: Instant,
+        now: std::time::Instant,
         max_packet: usize,
         budget: &mut usize,
         got: &mut bool,
     ) -> Result<(), Ended> {
         let out_bound = read_pause_bound(st.opts.max_outgoing_bytes);
         loop {
+            let chan_full = st.channel_full();
             let State { link, session, .. } = &mut *st;
             let Some(c) = link.conn_mut() else {
                 return Ok(());
@@ -179,7 +179,8 @@ impl Inner {
             // What the broker sends makes the client queue acknowledgements: while the
             // broker reads none of them, stop reading too, so they cannot pile up without
             // bound (the session closes a connection that makes no progress for a keepalive).
-            c.read_paused = session.pending_bytes() >= out_bound;
+            // A full receive channel (message_channel) holds reading back the same way.
+            c.read_paused = session.pending_bytes() >= out_bound || chan_full;
             if c.read_paused {
                 c.read_more = false;
                 return Ok(());
@@ -252,7 +253,7 @@ impl Inner {
     /// Closes the open connection (if any) and queues the callbacks that report it; then
     /// the link waits for a reconnect (when the user still wants a connection) or is idle.
     pub(super) fn close_conn(&self, st: &mut State, why: Ended) {
-        let now = Instant::now();
+        let now = crate::time::now();
         if !st.link.is_open() {
             return;
         }
@@ -299,6 +300,9 @@ impl Inner {
             if !closing {
                 st.schedule_reconnect(now, false);
             }
+        }
+        if let Some(r) = st.session.take_redirect() {
+            st.follow_redirect(&r);
         }
         self.cond.notify_all();
     }

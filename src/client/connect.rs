@@ -50,6 +50,8 @@ impl Client {
             probe_connect(protocol, None, p.clone())?;
         }
         let opts = &mut st.opts;
+        opts.servers.clear();
+        opts.transport = opts.base_transport;
         opts.host = Some(o.host);
         opts.port = o.port;
         opts.keepalive = o.keepalive;
@@ -80,13 +82,13 @@ impl Client {
         }
         let (secure, nameserver, deadline) = {
             let st = self.inner.lock();
-            let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
+            let deadline = crate::time::after(crate::time::now(), st.opts.connect_timeout);
             (st.opts.net.tls.is_some(), st.opts.srv_nameserver, deadline)
         };
         let candidates = network::srv::lookup(domain, secure, nameserver, deadline)?;
         let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
         for (host, port) in candidates {
-            if Instant::now() >= deadline {
+            if crate::time::now() >= deadline {
                 last = Error::Timeout;
                 break;
             }
@@ -111,6 +113,64 @@ impl Client {
             }
         }
         Err(last)
+    }
+
+    /// Connects to the first server of `servers` that answers, trying them in order (each
+    /// within the connect timeout), and keeps the list: when the connection is lost or a
+    /// reconnect attempt fails, the next attempt goes to the next server (round robin, with
+    /// the usual backoff). `host()` and `port()` — also inside `on_connect` — tell which
+    /// server the client is on. Paho C's `serverURIs`; Paho Python and rumqttc have no
+    /// counterpart. A later `connect`/`connect_async` forgets the list.
+    pub fn connect_servers(&self, servers: &[crate::Server], keepalive: u16) -> Result<()> {
+        if servers.is_empty() {
+            return Err(Error::invalid("connect_servers needs at least one server"));
+        }
+        if let Some(s) = servers.iter().find(|s| s.host.is_empty()) {
+            return Err(Error::invalid(format!(
+                "connect_servers: an empty host (port {})",
+                s.port
+            )));
+        }
+        let mut last = Error::NoConnection;
+        for (i, s) in servers.iter().enumerate() {
+            let options = ConnectOptions {
+                port: s.port,
+                keepalive,
+                ..ConnectOptions::new(s.host.as_str())
+            };
+            let attempt = self.store_connect_options(options).and_then(|()| {
+                {
+                    let mut st = self.inner.lock();
+                    st.opts.servers = servers.to_vec();
+                    st.opts.use_server(i);
+                }
+                self.open_connection(None)
+            });
+            self.after_op();
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.log(
+                        LogLevel::Warning,
+                        &format!("server {}:{} failed: {e}", s.host, s.port),
+                    );
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// `connect_servers` without connecting: a loop connects, starting with the first server.
+    pub fn connect_servers_async(&self, servers: &[crate::Server], keepalive: u16) -> Result<()> {
+        let first = servers
+            .first()
+            .ok_or_else(|| Error::invalid("connect_servers_async needs at least one server"))?;
+        self.connect_async(&first.host, first.port, keepalive)?;
+        let mut st = self.inner.lock();
+        st.opts.servers = servers.to_vec();
+        st.opts.use_server(0);
+        Ok(())
     }
 
     /// Stores the connection parameters; a loop (`loop_start`, `loop_forever`, `loop_once`)
@@ -167,7 +227,7 @@ impl Client {
             self.inner.close_conn(&mut st, Ended::Quiet);
             // One deadline for the whole attempt: DNS, TCP, proxy, TLS, WebSocket, CONNACK.
             let deadline = deadline
-                .unwrap_or_else(|| crate::time::after(Instant::now(), st.opts.connect_timeout));
+                .unwrap_or_else(|| crate::time::after(crate::time::now(), st.opts.connect_timeout));
             let attempt = Attempt::start(deadline);
             st.link = Link::Opening {
                 attempt: attempt.clone(),
@@ -241,7 +301,7 @@ impl Client {
         st.link = Link::Open(Box::new(Conn::new(id, stream, fd)));
         if let Err(e) = st
             .session
-            .start_connect(&connect, id, Instant::now(), deadline)
+            .start_connect(&connect, id, crate::time::now(), deadline)
         {
             self.inner.close_conn(st, Ended::Quiet);
             return Err(e);
@@ -267,6 +327,7 @@ impl Client {
     /// `disconnect` with an MQTT 5 reason code and properties.
     pub fn disconnect_with(&self, reason: ReasonCode, properties: Properties) -> Result<()> {
         let mut st = self.inner.lock();
+        st.close_channel();
         let r = match st.link {
             Link::Open(_) => {
                 let (reason, props) = if st.opts.protocol.is_v5() {

@@ -145,13 +145,19 @@ impl Client {
 
     fn run_queued(&self) {
         loop {
-            let (events, logs, manual) = {
+            let (events, logs, manual, chan) = {
                 let mut st = self.inner.lock();
                 st.flow.dispatch_scheduled = false;
                 (
                     st.session.take_events(),
                     st.session.take_logs(),
                     st.opts.manual_ack,
+                    {
+                        if st.channel.as_ref().is_some_and(|c| c.is_abandoned()) {
+                            st.channel = None;
+                        }
+                        st.channel.clone()
+                    },
                 )
             };
             self.emit_logs(logs);
@@ -170,7 +176,11 @@ impl Client {
                         }
                     }
                     Event::Message { msg, ack } => {
-                        self.dispatch_message(&msg);
+                        if self.dispatch_message(&msg) {
+                            if let Some(ch) = &chan {
+                                ch.push(*msg);
+                            }
+                        }
                         if let Some((mid, qos)) = ack {
                             delivered.push((conn, mid, qos));
                         }
@@ -209,7 +219,9 @@ impl Client {
                     f(self, flags, rc, &props)
                 });
             }
-            Event::Message { msg, .. } => self.dispatch_message(&msg),
+            Event::Message { msg, .. } => {
+                self.dispatch_message(&msg);
+            }
             Event::Published { mid, rc, props } => {
                 let slot = cbs().on_publish.clone();
                 let p = props.as_deref().unwrap_or(&EMPTY_PROPERTIES);
@@ -269,7 +281,11 @@ impl Client {
     }
 
     /// Every matching `message_callback_add` filter's callback, or `on_message` if none.
-    fn dispatch_message(&self, msg: &Message) {
+    /// `false` for a response to a `request()` (handed to its waiter, nobody else's).
+    fn dispatch_message(&self, msg: &Message) -> bool {
+        if self.take_response(msg) {
+            return false;
+        }
         let (matched, on_message) = {
             let c = self.inner.callbacks();
             let matched: Vec<_> = c
@@ -289,5 +305,6 @@ impl Client {
                 call_slot(&self.inner, self, "on_message", &Some(f), |f| f(self, msg));
             }
         }
+        true
     }
 }

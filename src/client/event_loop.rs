@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::conn::read_pause_bound;
 use super::ops::{in_burst, BURST_TICK};
@@ -46,6 +46,7 @@ enum Prepared {
 
 impl Inner {
     fn poll_wait(&self, wait: Duration) -> Result<()> {
+        let wait = crate::sim::poll_wait(wait);
         let mut p = self.poll.lock().unwrap_or_else(|e| e.into_inner());
         let (poll, events) = &mut *p;
         match poll.poll(events, Some(wait)) {
@@ -81,7 +82,7 @@ impl Client {
     /// Phase 1 of a pass: connect if due (then the pass is done), else write what is pending
     /// and compute how long to wait.
     fn prepare(&self, max_wait: Duration, mode: Mode) -> Result<Prepared> {
-        let now = Instant::now();
+        let now = crate::time::now();
         let mut st = self.inner.lock();
         if matches!(st.link, Link::Shutdown) {
             return Err(Error::state("the client is shut down"));
@@ -103,7 +104,7 @@ impl Client {
                     if !matches!(e, Error::InvalidState(_)) {
                         st.session.push_event(Event::ConnectFailed(clone_error(e)));
                         if matches!(st.link, Link::Waiting(Retry::Manual)) {
-                            st.schedule_reconnect(Instant::now(), first_async);
+                            st.schedule_reconnect(crate::time::now(), first_async);
                         }
                         st.last_error = Some(clone_error(e));
                     }
@@ -139,7 +140,8 @@ impl Client {
         }
         // During a publish burst the events wait for the 1 ms tick and go out in one batch.
         let bursting = st.flow.flush_scheduled;
-        let drained = st.session.pending_bytes() < read_pause_bound(st.opts.max_outgoing_bytes);
+        let drained = st.session.pending_bytes() < read_pause_bound(st.opts.max_outgoing_bytes)
+            && !st.channel_full();
         let immediate = st.link.conn().is_some_and(|c| {
             if c.read_paused {
                 drained
@@ -152,7 +154,7 @@ impl Client {
         let wait = if immediate {
             Duration::ZERO
         } else {
-            deadline.saturating_duration_since(Instant::now())
+            deadline.saturating_duration_since(crate::time::now())
         };
         Ok(Prepared::Wait(Waiting { wait, conn_before }))
     }
@@ -162,7 +164,7 @@ impl Client {
         let mut st = self.inner.lock();
         let mut result = Ok(());
         if st.link.is_open() {
-            let now = Instant::now();
+            let now = crate::time::now();
             if let Err(why) = self.inner.read_in(&mut st) {
                 self.inner.close_conn(&mut st, why);
             }
@@ -214,7 +216,7 @@ impl Client {
         if let Some(deadline) = st.runner.stop() {
             let busy = st.session_up()
                 && (st.session.pending_bytes() > 0 || st.session.outgoing_len() > 0);
-            if !busy || Instant::now() >= deadline {
+            if !busy || crate::time::now() >= deadline {
                 return Some(Ok(()));
             }
         }
@@ -322,7 +324,7 @@ impl Client {
         if let Runner::Ended(h) = std::mem::replace(&mut st.runner, Runner::Idle) {
             if h.thread().id() != thread::current().id() {
                 drop(st);
-                let _ = h.join();
+                crate::sim::join(h);
                 st = self.inner.lock();
             }
         }
@@ -337,10 +339,9 @@ impl Client {
             handle: None,
             stop: None,
         };
-        match thread::Builder::new()
-            .name(name)
-            .spawn(move || thread_main(inner, user))
-        {
+        match crate::sim::spawn(thread::Builder::new().name(name), move || {
+            thread_main(inner, user)
+        }) {
             Ok(h) => {
                 st.runner = Runner::Thread {
                     handle: Some(h),
@@ -362,7 +363,7 @@ impl Client {
         let here = self.inner.loop_threads.is_current();
         let handle = {
             let mut st = self.inner.lock();
-            let deadline = crate::time::after(Instant::now(), st.opts.connect_timeout);
+            let deadline = crate::time::after(crate::time::now(), st.opts.connect_timeout);
             // An attempt the loop thread is making is stopped: the thread ends without
             // waiting for its deadline; loop_start() later tries again.
             if let (
@@ -400,7 +401,7 @@ impl Client {
         // A publisher held by backpressure stops waiting: nothing drains after the thread.
         self.inner.cond.notify_all();
         if let Some(h) = handle {
-            let _ = h.join();
+            crate::sim::join(h);
         }
         Ok(())
     }
@@ -469,13 +470,15 @@ impl Client {
     /// External loop: run the timers (keepalive PINGREQ, missing PINGRESP, CONNACK timeout);
     /// call it at least once a second.
     pub fn loop_misc(&self) -> Result<()> {
-        self.external(|c, st| match st.session.handle_timeout(Instant::now()) {
-            Err(close) => {
-                c.inner.close_conn(st, Ended::Session(close));
-                Err(st.ended_with())
-            }
-            Ok(()) => c.write_or_lost(st),
-        })
+        self.external(
+            |c, st| match st.session.handle_timeout(crate::time::now()) {
+                Err(close) => {
+                    c.inner.close_conn(st, Ended::Session(close));
+                    Err(st.ended_with())
+                }
+                Ok(()) => c.write_or_lost(st),
+            },
+        )
     }
 }
 

@@ -14,6 +14,8 @@
 //! | `conn.rs` | the open socket: write, read into the session, close |
 //! | `dispatch.rs` | running the callbacks of queued events; log lines |
 //! | `event_loop.rs` | one pass of the loop, `loop_forever`, the `loop_start` thread, `loop_once`, the external-loop calls |
+//! | `channel.rs` | `message_channel`: the bounded receive channel beside the callbacks |
+//! | `request.rs` | MQTT 5 request/response: `request`, `respond` |
 //!
 //! Threading model: all state sits behind one mutex (`Inner::state`); the socket is
 //! non-blocking and registered with a `mio` poller. Whoever holds the state lock may read
@@ -34,16 +36,19 @@ use crate::{Error, Result};
 
 mod builder;
 mod callbacks;
+mod channel;
 mod config;
 mod conn;
 mod connect;
 mod dispatch;
 mod event_loop;
 mod ops;
+mod request;
 mod state;
 
 pub use builder::ClientBuilder;
 use callbacks::Callbacks;
+pub use channel::{Iter as MessageIter, MessageReceiver};
 use config::Options;
 pub use config::DEFAULT_MAX_INCOMING_PACKET;
 use state::{Link, Reporting, Runner, State};
@@ -57,6 +62,8 @@ pub(crate) struct Inner {
     /// Signalled when the connection closes or output drains (publishers waiting for room).
     cond: Condvar,
     callbacks: Mutex<Callbacks>,
+    /// `request()`s waiting for their response.
+    requests: Mutex<request::Requests>,
     poll: Mutex<(Poll, Events)>,
     registry: Registry,
     waker: Waker,
@@ -175,7 +182,12 @@ impl Inner {
         self.callbacks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn requests(&self) -> MutexGuard<'_, request::Requests> {
+        self.requests.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn wake(&self) {
+        crate::sim::wake();
         let _ = self.waker.wake();
     }
 
@@ -209,6 +221,7 @@ impl Inner {
         let handle = {
             let mut st = self.lock();
             self.close_conn(&mut st, Ended::Quiet);
+            st.close_channel();
             st.link.cancel_attempt();
             st.link = Link::Shutdown;
             st.session.clear_events();
@@ -227,7 +240,7 @@ impl Inner {
         self.wake();
         if let Some(h) = handle {
             if h.thread().id() != thread::current().id() {
-                let _ = h.join();
+                crate::sim::join(h);
             }
         }
     }
@@ -264,6 +277,7 @@ impl Client {
             state: Mutex::new(State::new(Options::new(&b), session, reporting)),
             cond: Condvar::new(),
             callbacks: Mutex::new(Callbacks::default()),
+            requests: Mutex::new(request::Requests::default()),
             poll: Mutex::new((poll, Events::with_capacity(16))),
             registry,
             waker,
@@ -320,12 +334,30 @@ impl Client {
         };
         let stale = std::mem::replace(&mut st.runner, Runner::Idle);
         self.inner.has_on_log.store(false, Ordering::Relaxed);
+        st.close_channel();
         let session = Session::new(SessionConfig::default(), self.inner.notify.clone());
         *st = State::new(Options::new(&b), session, self.inner.reporting());
         drop(st);
         drop(stale);
         *self.inner.callbacks() = Callbacks::default();
         Ok(())
+    }
+}
+
+#[cfg(feature = "simulation")]
+impl Client {
+    /// What the simulation checks against the configured bounds (see `sim.rs`).
+    pub(crate) fn sim_probe(&self) -> crate::sim::Probe {
+        let st = self.inner.lock();
+        crate::sim::Probe {
+            pending_bytes: st.session.pending_bytes(),
+            outgoing: st.session.outgoing_len(),
+            inbound_qos2: st.session.inbound_qos2_len(),
+            max_outgoing_bytes: st.opts.max_outgoing_bytes,
+            max_queued: st.opts.max_queued,
+            connected: st.connected(),
+            loop_running: st.runner.running(),
+        }
     }
 }
 

@@ -91,7 +91,7 @@ impl Client {
         let info = st.session.publish(topic, payload, qos, retain, props)?;
         // Write at once, from this thread, unless this publish is part of a burst and a loop
         // thread can write the accumulated batch in one go (one syscall for many messages).
-        let now = Instant::now();
+        let now = crate::time::now();
         let burst = in_burst(&st, now);
         st.flow.last_publish = now;
         let loop_writes = st.runner.running() && !in_dispatch() && burst;
@@ -133,7 +133,7 @@ impl Client {
     /// more (`loop_stop`, `disconnect`, a lost connection, the client dropped). Meanwhile it
     /// writes what the socket takes itself, so it never depends on the loop thread alone
     /// (which may be inside a callback waiting for this very publisher).
-    fn wait_for_room<'a>(&self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+    fn wait_for_room<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         st.flow.space_waiters += 1;
         while self.must_wait(&st) {
             if st.session.pending_bytes() >= st.opts.max_outgoing_bytes {
@@ -144,12 +144,7 @@ impl Client {
             }
             // Woken when output drains, an id frees or the connection ends; the timeout
             // retries the write for a socket that became writable while nobody watched it.
-            st = self
-                .inner
-                .cond
-                .wait_timeout(st, WAIT_RETRY)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|e| e.into_inner().0);
+            st = crate::sim::wait_timeout(&self.inner.state, &self.inner.cond, st, WAIT_RETRY);
         }
         st.flow.space_waiters -= 1;
         st

@@ -165,6 +165,8 @@ pub(super) struct State {
     /// (`on_socket_unregister_write`, `on_socket_close` get a descriptor that is still
     /// theirs): connection id, the event after which the stream is dropped, the stream.
     pub retired: Vec<(u64, SocketEvent, Box<dyn NetStream>)>,
+    /// The receive channel of `message_channel`, if any.
+    pub channel: Option<std::sync::Arc<super::channel::Channel>>,
 }
 
 impl State {
@@ -178,7 +180,7 @@ impl State {
             connected_once: false,
             last_error: None,
             flow: WriteFlow {
-                last_publish: Instant::now(),
+                last_publish: crate::time::now(),
                 flush_scheduled: false,
                 write_blocked: false,
                 dispatch_scheduled: false,
@@ -186,6 +188,7 @@ impl State {
             },
             reporting,
             retired: Vec::new(),
+            channel: None,
         };
         st.sync_session();
         st
@@ -209,6 +212,7 @@ impl State {
             log: self.reporting.on_log,
             logger: self.reporting.logger,
             publish_events: self.reporting.on_publish,
+            resubscribe: o.resubscribe,
         };
         self.session.set_config(cfg);
     }
@@ -231,6 +235,11 @@ impl State {
 
     /// Schedules the next reconnect attempt with exponential backoff.
     pub(super) fn schedule_reconnect(&mut self, now: Instant, first_failed: bool) {
+        // A server list: the next attempt goes to the next server (round robin).
+        if self.opts.servers.len() > 1 {
+            let next = (self.opts.server_idx + 1) % self.opts.servers.len();
+            self.opts.use_server(next);
+        }
         let delay = match self.backoff {
             None => self.opts.reconnect_min,
             Some(d) => d.saturating_mul(2).min(self.opts.reconnect_max),
@@ -240,6 +249,46 @@ impl State {
             at: crate::time::after(now, delay),
             first_failed,
         });
+    }
+
+    /// A broker's Server Reference (CONNACK or DISCONNECT 0x9C / 0x9D): with
+    /// `follow_redirects_set(true)` the next attempt goes there (the first entry of the
+    /// reference, `host`, `host:port` or `[v6]:port`; no port keeps the current one).
+    pub(super) fn follow_redirect(&mut self, reference: &str) {
+        if !self.opts.follow_redirects {
+            return;
+        }
+        let Some(first) = reference.split_whitespace().next() else {
+            return;
+        };
+        let (host, port) = match parse_reference(first) {
+            Some((h, p)) => (h, p.unwrap_or(self.opts.port)),
+            None => {
+                self.log(
+                    crate::LogLevel::Warning,
+                    format!("Server Reference {first:?} not understood; not followed"),
+                );
+                return;
+            }
+        };
+        self.log(
+            crate::LogLevel::Info,
+            format!("Following the redirect to {host}:{port}"),
+        );
+        self.opts.host = Some(host);
+        self.opts.port = port;
+    }
+
+    /// The receive channel is full: the loop stops reading until it is not.
+    pub(super) fn channel_full(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.is_full())
+    }
+
+    /// Closes the receive channel (its iteration ends once drained).
+    pub(super) fn close_channel(&mut self) {
+        if let Some(c) = self.channel.take() {
+            c.close();
+        }
     }
 
     /// What a CONNACK success changes for the client: the backoff restarts, MQTT 5's
@@ -252,5 +301,50 @@ impl State {
         if let Some(id) = self.session.take_assigned_client_id() {
             self.opts.client_id = id;
         }
+    }
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+fn parse_reference(r: &str) -> Option<(String, Option<u16>)> {
+    if let Some(rest) = r.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p.parse().ok()?),
+            None if after.is_empty() => None,
+            None => return None,
+        };
+        return Some((h.to_string(), port));
+    }
+    match r.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && !h.is_empty() => {
+            Some((h.to_string(), Some(p.parse().ok()?)))
+        }
+        Some(_) => None,
+        None if !r.is_empty() => Some((r.to_string(), None)),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_reference;
+
+    #[test]
+    fn server_references() {
+        assert_eq!(
+            parse_reference("b.example"),
+            Some(("b.example".into(), None))
+        );
+        assert_eq!(
+            parse_reference("b.example:1884"),
+            Some(("b.example".into(), Some(1884)))
+        );
+        assert_eq!(
+            parse_reference("[::1]:1884"),
+            Some(("::1".into(), Some(1884)))
+        );
+        assert_eq!(parse_reference("[::1]"), Some(("::1".into(), None)));
+        assert_eq!(parse_reference("b:x"), None);
+        assert_eq!(parse_reference(""), None);
     }
 }

@@ -78,6 +78,7 @@ impl Session {
                     Err(proto_err("enhanced authentication (AUTH) is not supported"))
                 }
                 Packet::Disconnect(d) if self.cfg.protocol.is_v5() => {
+                    self.note_redirect(d.reason, &d.properties);
                     Err(Close::Server(ServerDisconnect {
                         reason: d.reason,
                         props: Box::new(d.properties),
@@ -172,6 +173,7 @@ impl Session {
                 self.log(LogLevel::Debug, || {
                     format!("Received DISCONNECT {}", d.reason.0)
                 });
+                self.note_redirect(d.reason, &d.properties);
                 Err(Close::Server(ServerDisconnect {
                     reason: d.reason,
                     props: Box::new(d.properties),
@@ -193,6 +195,19 @@ impl Session {
         }
     }
 
+    /// CONNACK or DISCONNECT with Use Another Server (0x9C) or Server Moved (0x9D) and a
+    /// Server Reference: kept for the client, which follows it if asked to.
+    fn note_redirect(&mut self, rc: ReasonCode, props: &Properties) {
+        if rc == ReasonCode::USE_ANOTHER_SERVER || rc == ReasonCode::SERVER_MOVED {
+            if let Some(r) = &props.server_reference {
+                self.log(LogLevel::Info, || {
+                    format!("The broker redirects to {r} ({rc})")
+                });
+                self.redirect = Some(r.clone());
+            }
+        }
+    }
+
     fn handle_connack(&mut self, c: ConnAck, now: Instant) -> std::result::Result<(), Close> {
         let v5 = self.cfg.protocol.is_v5();
         let rc = if v5 {
@@ -209,6 +224,7 @@ impl Session {
         });
         self.connack_deadline = None;
         if rc.is_failure() {
+            self.note_redirect(rc, &c.properties);
             self.push_event(Event::Connected {
                 flags: ConnectFlags {
                     session_present: false,
@@ -285,6 +301,9 @@ impl Session {
             rc,
             props: Box::new(c.properties),
         });
+        if self.cfg.resubscribe && !c.session_present {
+            self.renew_subscriptions();
+        }
         self.pump();
         Ok(())
     }
@@ -389,7 +408,7 @@ impl Session {
             } else {
                 Some(Box::new(properties))
             },
-            timestamp: Instant::now(),
+            timestamp: crate::time::now(),
         });
         self.check_receive_quota(pkid, qos, &msg)?;
         match qos {

@@ -172,6 +172,8 @@ pub(crate) struct SessionConfig {
     pub logger: bool,
     /// Whether `Published` events are produced (an `on_publish` callback is set).
     pub publish_events: bool,
+    /// Remember subscriptions and renew them after a CONNACK without a session.
+    pub resubscribe: bool,
 }
 
 impl Default for SessionConfig {
@@ -184,6 +186,7 @@ impl Default for SessionConfig {
             log: false,
             logger: false,
             publish_events: false,
+            resubscribe: false,
         }
     }
 }
@@ -290,6 +293,11 @@ pub(crate) struct Session {
     qos0_track: Arc<Qos0Track>,
     /// Counters for monitoring (`Client::stats`).
     stats: crate::types::Stats,
+    /// The Server Reference of the last redirect (0x9C / 0x9D), until the client takes it.
+    redirect: Option<String>,
+    /// Subscriptions to renew (`resubscribe_set`), in the order made: the filters of one
+    /// SUBSCRIBE, its properties, and the connection it was last sent on.
+    remembered: Vec<outgoing::Remembered>,
     /// Total bytes ever appended to `out` / written from it (for QoS 0 completion).
     appended_total: u64,
     written_total: u64,
@@ -328,7 +336,7 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new(cfg: SessionConfig, notify: Arc<Notify>) -> Self {
-        let now = Instant::now();
+        let now = crate::time::now();
         Session {
             cfg,
             out: Vec::with_capacity(8 * 1024),
@@ -347,6 +355,8 @@ impl Session {
             qos0_done: 0,
             qos0_track: Qos0Track::new(notify.clone()),
             stats: crate::types::Stats::default(),
+            redirect: None,
+            remembered: Vec::new(),
             appended_total: 0,
             written_total: 0,
             pending_subs: HashMap::new(),
@@ -461,6 +471,12 @@ impl Session {
         self.out.len() - self.out_pos
     }
 
+    /// Number of incoming QoS 2 messages between PUBREC and PUBCOMP (for the simulation).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn inbound_qos2_len(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
     /// Number of stored outgoing QoS 1/2 messages (in flight and queued).
     pub(crate) fn outgoing_len(&self) -> usize {
         self.outgoing.len()
@@ -474,6 +490,11 @@ impl Session {
     /// The counters since the session was made.
     pub(crate) fn stats(&self) -> crate::types::Stats {
         self.stats
+    }
+
+    /// The Server Reference of a redirect received on the connection that just ended.
+    pub(crate) fn take_redirect(&mut self) -> Option<String> {
+        self.redirect.take()
     }
 
     /// A connection reached CONNACK success (counted for `Stats`).

@@ -271,7 +271,52 @@ impl Session {
             });
         }
         self.pending_subs.insert(mid, ());
+        if self.cfg.resubscribe {
+            if let Packet::Subscribe(sub) = pkt {
+                self.remember(sub.filters, sub.properties);
+            }
+        }
         Ok(mid)
+    }
+
+    /// Keeps a subscription for renewal; a filter subscribed again leaves its older entry.
+    fn remember(&mut self, filters: Vec<(String, SubscribeOptions)>, props: Properties) {
+        self.forget(filters.iter().map(|(f, _)| f.as_str()));
+        self.remembered.push(Remembered {
+            filters,
+            props,
+            sent_on: self.conn_id,
+        });
+    }
+
+    /// Drops `filters` from the remembered subscriptions.
+    fn forget<'a>(&mut self, filters: impl Iterator<Item = &'a str>) {
+        let gone: Vec<&str> = filters.collect();
+        for r in &mut self.remembered {
+            r.filters.retain(|(f, _)| !gone.contains(&f.as_str()));
+        }
+        self.remembered.retain(|r| !r.filters.is_empty());
+    }
+
+    /// After a CONNACK without a session: subscribes again to what is remembered and was not
+    /// sent on this connection already (a subscribe made before the CONNACK went behind the
+    /// CONNECT). The SUBACKs reach `on_subscribe` as usual.
+    pub(super) fn renew_subscriptions(&mut self) {
+        let conn = self.conn_id;
+        let due: Vec<(Vec<(String, SubscribeOptions)>, Properties)> = self
+            .remembered
+            .iter()
+            .filter(|r| r.sent_on != conn)
+            .map(|r| (r.filters.clone(), r.props.clone()))
+            .collect();
+        for (filters, props) in due {
+            self.log(LogLevel::Debug, || {
+                "Renewing a subscription (resubscribe)".into()
+            });
+            if let Err(e) = self.subscribe(filters, props) {
+                self.log(LogLevel::Warning, || format!("Resubscribe failed: {e}"));
+            }
+        }
     }
 
     /// Queues UNSUBSCRIBE. Only while a connection is open (CONNECT sent).
@@ -295,6 +340,10 @@ impl Session {
             });
         }
         self.pending_unsubs.insert(mid, ());
+        if let Packet::Unsubscribe(u) = &pkt {
+            let filters = u.filters.clone();
+            self.forget(filters.iter().map(String::as_str));
+        }
         Ok(mid)
     }
 
@@ -318,4 +367,13 @@ impl Session {
             properties: props,
         }))
     }
+}
+
+/// A subscription kept for `resubscribe_set`.
+#[derive(Debug)]
+pub(super) struct Remembered {
+    filters: Vec<(String, SubscribeOptions)>,
+    props: Properties,
+    /// The connection it was last sent on.
+    sent_on: u64,
 }
