@@ -141,6 +141,9 @@ pub mod codec;
 pub(crate) mod codec;
 mod completion;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod helpers;
 mod loop_thread;
 mod message;

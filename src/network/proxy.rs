@@ -348,7 +348,12 @@ fn proxy_io(what: &str) -> impl Fn(Error) -> Error + '_ {
 }
 
 /// The SOCKS5 handshake (RFC 1928, with RFC 1929 username/password authentication).
-fn socks5<S: Read + Write>(s: &mut S, proxy: &ProxyOptions, host: &str, port: u16) -> Result<()> {
+pub(crate) fn socks5<S: Read + Write>(
+    s: &mut S,
+    proxy: &ProxyOptions,
+    host: &str,
+    port: u16,
+) -> Result<()> {
     let with_auth = proxy.username.is_some();
     let greeting: &[u8] = if with_auth { &[5, 2, 0, 2] } else { &[5, 1, 0] };
     write_all_by(s, greeting).map_err(proxy_io("the SOCKS5 greeting"))?;
@@ -472,7 +477,7 @@ fn socks5_reply(code: u8) -> &'static str {
 }
 
 /// The HTTP CONNECT handshake, with basic authentication when a user name is set.
-fn http_connect<S: Read + Write>(
+pub(crate) fn http_connect<S: Read + Write>(
     s: &mut S,
     proxy: &ProxyOptions,
     host: &str,

@@ -75,27 +75,37 @@ pub(crate) fn wrap(
     }
 
     inner.set_io_timeout(Some(super::remaining(deadline)?))?;
-    let config = tungstenite::protocol::WebSocketConfig::default()
+    match tungstenite::client::client_with_config(req, inner, Some(ws_config(p.max_packet))) {
+        Ok((ws, _response)) => Ok(Box::new(WsStream::new(ws))),
+        Err(HandshakeError::Interrupted(_)) => Err(Error::Timeout),
+        Err(HandshakeError::Failure(e)) => Err(handshake_error(e, &url)),
+    }
+}
+
+/// The WebSocket settings of a connection whose largest incoming packet is `max_packet`.
+#[cfg(feature = "websockets")]
+fn ws_config(max_packet: usize) -> tungstenite::protocol::WebSocketConfig {
+    tungstenite::protocol::WebSocketConfig::default()
         // Write each frame at once (the loop has its own buffering).
         .write_buffer_size(0)
         // A frame or message may hold the largest packet the client accepts (and a little
         // more: a broker may put a few packets in one message). tungstenite reserves a whole
         // frame's length from its header, so this limit is what bounds the memory a broker
         // can make the client take with one header.
-        .max_message_size(Some(ws_limit(p.max_packet)))
-        .max_frame_size(Some(ws_limit(p.max_packet)))
-        .read_buffer_size(READ_BUFFER);
-    match tungstenite::client::client_with_config(req, inner, Some(config)) {
-        Ok((ws, _response)) => Ok(Box::new(WsStream {
-            ws,
-            rbuf: tungstenite::Bytes::new(),
-            maybe_more: false,
-            closed: false,
-            pending: false,
-        })),
-        Err(HandshakeError::Interrupted(_)) => Err(Error::Timeout),
-        Err(HandshakeError::Failure(e)) => Err(handshake_error(e, &url)),
-    }
+        .max_message_size(Some(ws_limit(max_packet)))
+        .max_frame_size(Some(ws_limit(max_packet)))
+        .read_buffer_size(READ_BUFFER)
+}
+
+/// A [`WsStream`] over a stream whose client upgrade is already done, with the settings of
+/// `wrap` (the entry point of the fuzz targets to the read path).
+#[cfg(all(feature = "websockets", feature = "fuzzing"))]
+pub(crate) fn after_upgrade(inner: Box<dyn NetStream>, max_packet: usize) -> WsStream {
+    WsStream::new(tungstenite::WebSocket::from_raw_socket(
+        inner,
+        tungstenite::protocol::Role::Client,
+        Some(ws_config(max_packet)),
+    ))
 }
 
 /// Largest incoming WebSocket message or frame accepted: the client's largest incoming
@@ -176,6 +186,16 @@ fn to_io(e: tungstenite::Error) -> std::io::Error {
 
 #[cfg(feature = "websockets")]
 impl WsStream {
+    fn new(ws: tungstenite::WebSocket<Box<dyn NetStream>>) -> Self {
+        WsStream {
+            ws,
+            rbuf: tungstenite::Bytes::new(),
+            maybe_more: false,
+            closed: false,
+            pending: false,
+        }
+    }
+
     /// Pushes what tungstenite still holds; `Ok(true)` when everything went out.
     fn push_pending(&mut self) -> std::io::Result<()> {
         match self.ws.flush() {

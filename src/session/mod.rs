@@ -23,6 +23,8 @@ use crate::message::Message;
 use crate::types::{ConnectFlags, DisconnectFlags, LogLevel, Protocol, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
 
+#[cfg(feature = "fuzzing")]
+mod footprint;
 mod inbound;
 mod incoming;
 mod outgoing;
