@@ -597,6 +597,7 @@ fn complete_unacked(sh: &mut Shared, ci: usize, pkt: &Packet) {
 
 fn publish_in(sh: &mut Shared, ci: usize, id: &str, p: Publish, v5: bool) {
     let pid = super::model::parse_tag(&p.payload, b'p');
+    sh.model.receiving_on = sh.broker.conns[ci].pipe as u64;
     if sh.model.verbose {
         let pipe = sh.broker.conns[ci].pipe;
         sh.model.trace(format!(

@@ -60,7 +60,11 @@ pub struct Model {
     pub early: HashMap<u16, Vec<ReasonCode>>,
     pub routes: Vec<Route>,
     /// Queue order of the last publish first received by the broker, per (topic, QoS).
-    pub last_received: HashMap<(String, u8), ((u64, u16), usize)>,
+    pub last_received: HashMap<(String, u8, u64), ((u64, u16), usize)>,
+    /// The connection (pipe) the broker is reading a PUBLISH from: QoS 0 order is only
+    /// promised within one connection (a closed connection's last bytes may be read after
+    /// the next connection's).
+    pub receiving_on: u64,
     pub received: HashMap<usize, u32>,
     /// Last route first delivered, per (topic, QoS).
     pub last_delivered: HashMap<(String, u8), usize>,
@@ -155,7 +159,12 @@ impl Model {
         let order = self.pubs.get(pid).and_then(|p| p.as_ref()).map(|p| p.order);
         if *n == 1 && topic != "bulk" {
             if let Some(order) = order {
-                let key = (topic.to_string(), qos as u8);
+                let conn = if qos == QoS::AtMostOnce {
+                    self.receiving_on
+                } else {
+                    0
+                };
+                let key = (topic.to_string(), qos as u8, conn);
                 if let Some(&(last, lpid)) = self.last_received.get(&key) {
                     if order < last {
                         self.violation(format!(
