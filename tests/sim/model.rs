@@ -43,6 +43,9 @@ pub struct Route {
     pub acked: bool,
 }
 
+/// Topic, QoS and (for QoS 0) the connection: the scope in which order is checked.
+type OrderKey = (String, u8, u64);
+
 #[derive(Default)]
 pub struct Model {
     pub verbose: bool,
@@ -60,7 +63,7 @@ pub struct Model {
     pub early: HashMap<u16, Vec<ReasonCode>>,
     pub routes: Vec<Route>,
     /// Queue order of the last publish first received by the broker, per (topic, QoS).
-    pub last_received: HashMap<(String, u8, u64), ((u64, u16), usize)>,
+    pub last_received: HashMap<OrderKey, ((u64, u16), usize)>,
     /// The connection (pipe) the broker is reading a PUBLISH from: QoS 0 order is only
     /// promised within one connection (a closed connection's last bytes may be read after
     /// the next connection's).
