@@ -66,11 +66,10 @@ pub(super) struct Options {
 /// `max_incoming_packet_size_set`.
 pub const DEFAULT_MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
-fn random_client_id() -> String {
+/// 64 random bits (std's randomly keyed hasher over the clock): for ids, not for secrets.
+pub(super) fn random_u64() -> u64 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
-    const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut out = String::with_capacity(22);
     let mut h = RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()
@@ -78,7 +77,15 @@ fn random_client_id() -> String {
             .map(|d| d.as_nanos())
             .unwrap_or(0),
     );
-    let mut x = h.finish();
+    h.finish()
+}
+
+fn random_client_id() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut out = String::with_capacity(22);
+    let mut x = random_u64();
     for i in 0..22 {
         if i % 10 == 0 {
             let mut h = RandomState::new().build_hasher();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use mio::unix::SourceFd;
 use mio::Interest;
 
-use super::config::probe_connect;
+use super::config::{probe_connect, Options};
 use super::conn::Conn;
 use super::dispatch::call_slot;
 use super::state::{Link, Retry, State};
@@ -92,24 +92,9 @@ impl Client {
                 last = Error::Timeout;
                 break;
             }
-            let options = ConnectOptions {
-                port,
-                keepalive,
-                ..ConnectOptions::new(host.as_str())
-            };
-            let attempt = self
-                .store_connect_options(options)
-                .and_then(|()| self.open_connection(Some(deadline)));
-            self.after_op();
-            match attempt {
+            match self.try_target(&host, port, keepalive, Some(deadline), "SRV target", |_| {}) {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warning,
-                        &format!("SRV target {host}:{port} failed: {e}"),
-                    );
-                    last = e;
-                }
+                Err(e) => last = e,
             }
         }
         Err(last)
@@ -133,32 +118,46 @@ impl Client {
         }
         let mut last = Error::NoConnection;
         for (i, s) in servers.iter().enumerate() {
-            let options = ConnectOptions {
-                port: s.port,
-                keepalive,
-                ..ConnectOptions::new(s.host.as_str())
+            let keep_list = |o: &mut Options| {
+                o.servers = servers.to_vec();
+                o.use_server(i);
             };
-            let attempt = self.store_connect_options(options).and_then(|()| {
-                {
-                    let mut st = self.inner.lock();
-                    st.opts.servers = servers.to_vec();
-                    st.opts.use_server(i);
-                }
-                self.open_connection(None)
-            });
-            self.after_op();
-            match attempt {
+            match self.try_target(&s.host, s.port, keepalive, None, "server", keep_list) {
                 Ok(()) => return Ok(()),
-                Err(e) => {
-                    self.log(
-                        LogLevel::Warning,
-                        &format!("server {}:{} failed: {e}", s.host, s.port),
-                    );
-                    last = e;
-                }
+                Err(e) => last = e,
             }
         }
         Err(last)
+    }
+
+    /// One target of `connect_srv` / `connect_servers`: stores its options (`adjust` adds
+    /// to them), opens the connection, runs what it queued, and logs a failure.
+    fn try_target(
+        &self,
+        host: &str,
+        port: u16,
+        keepalive: u16,
+        deadline: Option<Instant>,
+        what: &str,
+        adjust: impl FnOnce(&mut Options),
+    ) -> Result<()> {
+        let options = ConnectOptions {
+            port,
+            keepalive,
+            ..ConnectOptions::new(host)
+        };
+        let attempt = self.store_connect_options(options).and_then(|()| {
+            adjust(&mut self.inner.lock().opts);
+            self.open_connection(deadline)
+        });
+        self.after_op();
+        if let Err(e) = &attempt {
+            self.log(
+                LogLevel::Warning,
+                &format!("{what} {host}:{port} failed: {e}"),
+            );
+        }
+        attempt
     }
 
     /// `connect_servers` without connecting: a loop connects, starting with the first server.

@@ -28,17 +28,7 @@ pub(super) struct Requests {
 }
 
 fn response_topic() -> String {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    format!("mqtt-sync/response/{:016x}", h.finish())
+    format!("mqtt-sync/response/{:016x}", super::config::random_u64())
 }
 
 impl Client {
