@@ -85,6 +85,31 @@ fn seeds_b() {
     ci_sweep(env_u64("SIM_START", 1) + env_u64("SIM_SEEDS", 150));
 }
 
+/// Seeds that once found a defect (docs/reliability.md, "Soak"), replayed on every run: each
+/// is the regression test of its fix. `(seed, mass profile)`.
+const REGRESSION_SEEDS: &[(u64, bool)] = &[
+    // ack() of a released QoS 2 message while the connection was down was refused and
+    // forgotten: the broker's re-sent PUBREL was never answered (message stuck for good).
+    (9116, false),
+    (13468, false),
+    (14825, false),
+    (20022, false),
+];
+
+#[test]
+fn regressions() {
+    let mut failed = Vec::new();
+    for &(seed, mass) in REGRESSION_SEEDS {
+        let (cfg, plan) = generate(seed, mass);
+        let max = if mass { 5_000_000 } else { CI_STEPS };
+        let o = run(&cfg, &plan, seed, opts(max, false));
+        if o.failed() {
+            failed.push((seed, o));
+        }
+    }
+    assert!(failed.is_empty(), "{}", report(&failed, 0));
+}
+
 /// A seed replays exactly: same seed, same trace.
 #[test]
 fn same_seed_same_trace() {

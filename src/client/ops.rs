@@ -251,8 +251,10 @@ impl Client {
     /// QoS 2). It acts only with manual acks on (`Err(InvalidState)` otherwise: the client
     /// acknowledges by itself) and for a message that waits for its acknowledgement — a QoS 1
     /// message of the current connection, a QoS 2 message whose PUBREL came
-    /// (`Err(InvalidArgument)` otherwise, `Err(NoConnection)` offline); a refused call sends
-    /// nothing.
+    /// (`Err(InvalidArgument)` otherwise); a refused call sends nothing. Offline, a QoS 1 ack
+    /// is refused with `Err(NoConnection)` (a resumed session re-delivers the message), while
+    /// a QoS 2 ack is accepted and kept: its PUBCOMP answers the PUBREL the broker re-sends
+    /// when the session resumes.
     pub fn ack(&self, mid: u16, qos: QoS) -> Result<()> {
         let mut st = self.inner.lock();
         if !st.opts.manual_ack {
@@ -261,9 +263,8 @@ impl Client {
                  (turn them on with manual_ack_set(true) or ClientBuilder::manual_ack(true))",
             ));
         }
-        if !st.link.is_open() {
-            return Err(Error::NoConnection);
-        }
+        // The session refuses what needs a connection (a QoS 2 ack is kept for the broker's
+        // re-sent PUBREL).
         st.session.ack_manual(mid, qos)?;
         self.finish_op(st);
         Ok(())

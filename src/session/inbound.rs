@@ -173,24 +173,28 @@ impl Session {
 
     /// `Client::ack` with manual acks: PUBACK for a QoS 1 message of this connection, PUBCOMP
     /// for a released QoS 2 message of the session. Anything else is refused and sends
-    /// nothing.
+    /// nothing. While no connection is up, a QoS 1 ack is refused (the broker re-sends the
+    /// message on a resumed session and it is delivered again); a QoS 2 ack is kept and its
+    /// PUBCOMP answers the broker's re-sent PUBREL, so the message is not stuck.
     pub(crate) fn ack_manual(&mut self, mid: u16, qos: QoS) -> Result<()> {
-        if self.phase != Phase::Connected {
-            return Err(Error::NoConnection);
-        }
+        let connected = self.phase == Phase::Connected;
+        let awaiting = matches!(
+            self.inbound_qos2.get(&mid),
+            Some(InQos2::Releasing | InQos2::AwaitingAck)
+        );
         match qos {
-            QoS::AtLeastOnce if self.inbound_qos1.remove(&mid) => {
-                self.send_puback(mid);
+            QoS::ExactlyOnce if awaiting => {
+                if connected {
+                    self.inbound_qos2.remove(&mid);
+                    self.send_pubcomp(mid);
+                } else {
+                    self.inbound_qos2.insert(mid, InQos2::Delivered);
+                }
                 Ok(())
             }
-            QoS::ExactlyOnce
-                if matches!(
-                    self.inbound_qos2.get(&mid),
-                    Some(InQos2::Releasing | InQos2::AwaitingAck)
-                ) =>
-            {
-                self.inbound_qos2.remove(&mid);
-                self.send_pubcomp(mid);
+            _ if !connected => Err(Error::NoConnection),
+            QoS::AtLeastOnce if self.inbound_qos1.remove(&mid) => {
+                self.send_puback(mid);
                 Ok(())
             }
             _ => Err(Error::invalid(format!(
