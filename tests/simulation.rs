@@ -94,6 +94,12 @@ const REGRESSION_SEEDS: &[(u64, bool)] = &[
     (13468, false),
     (14825, false),
     (20022, false),
+    // A QoS 2 PUBLISH for an id held from an older broker session (replaced by a CONNECT
+    // whose CONNACK the client never saw) kept the old state: the new message was
+    // acknowledged without being delivered (11673), or the old one delivered in its place,
+    // out of order (13029).
+    (11673, false),
+    (13029, false),
 ];
 
 #[test]

@@ -96,12 +96,31 @@ impl Session {
         Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why))
     }
 
-    /// A QoS 2 PUBLISH arrived: stored (a repeated one keeps the first), PUBREC sent.
+    /// A QoS 2 PUBLISH arrived: stored, PUBREC sent.
+    ///
+    /// A PUBLISH for an id already held replaces what is held. A re-sent PUBLISH carries the
+    /// same message, so replacing an unreleased one changes nothing. Anything else is a new
+    /// message of a new broker session: a sender never re-sends a PUBLISH once it has sent
+    /// PUBREL (MQTT 3.1.1 and 5.0 §4.3.3), so the old state belongs to a session the broker
+    /// no longer has — e.g. one replaced by a CONNECT whose CONNACK never reached us (the
+    /// attempt timed out or was cut), which makes `session_present` of the next CONNACK
+    /// speak of the new session. Keeping the old state would acknowledge the new message
+    /// without delivering it.
     pub(super) fn received_qos2(&mut self, mid: u16, msg: Box<Message>) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.inbound_qos2.entry(mid) {
-            self.inbound_qos2_bytes += held(&msg);
-            e.insert(InQos2::Received(msg));
+        let bytes = held(&msg);
+        match self.inbound_qos2.insert(mid, InQos2::Received(msg)) {
+            None => {}
+            Some(InQos2::Received(old)) => {
+                self.inbound_qos2_bytes = self.inbound_qos2_bytes.saturating_sub(held(&old));
+            }
+            Some(_) => self.log(LogLevel::Warning, || {
+                format!(
+                    "Received PUBLISH (Mid: {mid}) for an id already released: a new message \
+                     of a new broker session; the old state is dropped"
+                )
+            }),
         }
+        self.inbound_qos2_bytes += bytes;
         self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {mid})"));
         self.send_control(Packet::PubRec(ack(mid)));
     }
