@@ -43,7 +43,8 @@ pub struct Route {
     pub acked: bool,
 }
 
-/// Topic, QoS and (for QoS 0) the connection: the scope in which order is checked.
+/// Topic, QoS and the scope in which order is checked: the connection for QoS 0, the client
+/// generation (between `reinitialise()` calls) for QoS 1 and 2.
 type OrderKey = (String, u8, u64);
 
 #[derive(Default)]
@@ -162,12 +163,15 @@ impl Model {
         let order = self.pubs.get(pid).and_then(|p| p.as_ref()).map(|p| p.order);
         if *n == 1 && topic != "bulk" {
             if let Some(order) = order {
-                let conn = if qos == QoS::AtMostOnce {
+                // QoS 0: within one connection. QoS 1/2: within one client generation;
+                // `reinitialise()` abandons the older messages, and those already written to
+                // a closed connection may still be read by the broker after the new ones.
+                let scope = if qos == QoS::AtMostOnce {
                     self.receiving_on
                 } else {
-                    0
+                    order.0
                 };
-                let key = (topic.to_string(), qos as u8, conn);
+                let key = (topic.to_string(), qos as u8, scope);
                 if let Some(&(last, lpid)) = self.last_received.get(&key) {
                     if order < last {
                         self.violation(format!(
