@@ -282,6 +282,9 @@ mod imp {
         pub connected: bool,
         /// A `loop_start` thread or `loop_forever` runs.
         pub loop_running: bool,
+        /// A loop runs, no `loop_stop` is in progress and the connection is not closing:
+        /// a publisher that finds no room or packet id waits instead of failing.
+        pub draining: bool,
     }
 
     /// Measures `client` (takes its lock briefly).

@@ -144,9 +144,23 @@ impl Client {
     }
 
     fn run_queued(&self) {
+        // Ids of the publishes whose `on_publish` ran in the last batch, and their session:
+        // freed at the next lock (a new publish never shares the mid of a pending report).
+        let mut reported: Vec<(u16, u32)> = Vec::new();
+        let mut instance = 0;
         loop {
             let (events, logs, manual, chan) = {
                 let mut st = self.inner.lock();
+                if !reported.is_empty() {
+                    if st.session.instance() == instance {
+                        st.session.release_reported(&reported);
+                        if st.flow.space_waiters > 0 {
+                            self.inner.cond.notify_all();
+                        }
+                    }
+                    reported.clear();
+                }
+                instance = st.session.instance();
                 st.flow.dispatch_scheduled = false;
                 (
                     st.session.take_events(),
@@ -192,7 +206,14 @@ impl Client {
                         st.retired
                             .retain(|(id, last, _)| !(*id == conn && *last == kind));
                     }
-                    other => self.dispatch_one(other),
+                    other => {
+                        match &other {
+                            Event::Published { mid, .. } => reported.push((*mid, 1)),
+                            Event::PublishedRun { first, count } => reported.push((*first, *count)),
+                            _ => {}
+                        }
+                        self.dispatch_one(other)
+                    }
                 }
             }
             if !delivered.is_empty() || !undelivered.is_empty() {

@@ -357,6 +357,9 @@ impl Client {
             max_queued: st.opts.max_queued,
             connected: st.connected(),
             loop_running: st.runner.running(),
+            draining: st.runner.running()
+                && st.runner.stop().is_none()
+                && st.link.conn().is_some_and(|c| !c.closing),
         }
     }
 }

@@ -278,8 +278,15 @@ pub(crate) struct Session {
     conn_id: u64,
     phase: Phase,
     next_mid: u16,
+    /// Ids taken: by a message, SUBSCRIBE or UNSUBSCRIBE in progress, or by a completed
+    /// publish whose `on_publish` event has not been dispatched yet (released by
+    /// [`Session::release_reported`]), so that no new publish shares the mid of an
+    /// `on_publish` still to come.
     in_use: Box<IdSet>,
     in_use_count: usize,
+    /// Tells this session from the one a `reinitialise()` put in its place, for ids
+    /// released after dispatch.
+    instance: u64,
     /// Outgoing QoS 1/2 messages in publish order; the sent ones form a prefix.
     outgoing: VecDeque<OutMsg>,
     /// Number of entries at the front of `outgoing` that were sent on this connection.
@@ -349,6 +356,10 @@ impl Session {
             next_mid: 0,
             in_use: Box::new(IdSet([0; 1024])),
             in_use_count: 0,
+            instance: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
             outgoing: VecDeque::new(),
             inflight: 0,
             qos0_pending: VecDeque::new(),
@@ -534,10 +545,12 @@ impl Session {
                 break;
             }
             self.qos0_pending.pop_front();
-            self.free_mid(mid);
             self.qos0_done += 1;
             if self.cfg.publish_events {
+                // The id stays taken until the event is dispatched.
                 self.push_published_run(mid);
+            } else {
+                self.free_mid(mid);
             }
         }
         if self.qos0_done != before {
@@ -607,6 +620,22 @@ impl Session {
                 self.in_use.insert(self.next_mid);
                 self.in_use_count += 1;
                 return Ok(self.next_mid);
+            }
+        }
+    }
+
+    /// Which session this is (see `instance`).
+    pub(crate) fn instance(&self) -> u64 {
+        self.instance
+    }
+
+    /// The `on_publish` events of these ids were dispatched: the ids are free again.
+    pub(crate) fn release_reported(&mut self, runs: &[(u16, u32)]) {
+        for &(first, count) in runs {
+            let mut mid = first;
+            for _ in 0..count {
+                self.free_mid(mid);
+                mid = if mid == u16::MAX { 1 } else { mid + 1 };
             }
         }
     }

@@ -223,7 +223,7 @@ impl Session {
             if m.sent {
                 self.inflight -= 1;
             }
-            self.free_mid(m.mid);
+            // The id stays taken until the event is dispatched (`release_reported`).
             if rc.is_failure() {
                 m.info.set_failed(rc);
             } else {

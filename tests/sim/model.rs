@@ -25,9 +25,12 @@ pub struct PubRec {
     /// `reinitialise()` came before its `on_publish`: its events were dropped with the
     /// session, it must only be completed (failed).
     pub abandoned: bool,
-    /// Queue order: (client generation, mid); mids are allocated in increasing order
-    /// (until they wrap, which only the mass profile reaches: its topic is not checked).
-    pub order: (u64, u16),
+    /// The worker thread that called `publish()`.
+    pub worker: usize,
+    /// Queue order: (client generation, returns of `publish()` so far); exact within one
+    /// thread, which is where MQTT's order promise applies (concurrent publishes of two
+    /// threads have no order). Mids give no order: they wrap and skip ids in use.
+    pub order: (u64, u64),
 }
 
 /// A message the broker routed into a session: an obligation for the client.
@@ -43,9 +46,9 @@ pub struct Route {
     pub acked: bool,
 }
 
-/// Topic, QoS and the scope in which order is checked: the connection for QoS 0, the client
-/// generation (between `reinitialise()` calls) for QoS 1 and 2.
-type OrderKey = (String, u8, u64);
+/// Topic, QoS, the scope in which order is checked (the connection for QoS 0, the client
+/// generation between `reinitialise()` calls for QoS 1 and 2) and the publishing thread.
+type OrderKey = (String, u8, u64, usize);
 
 #[derive(Default)]
 pub struct Model {
@@ -64,7 +67,7 @@ pub struct Model {
     pub early: HashMap<u16, Vec<ReasonCode>>,
     pub routes: Vec<Route>,
     /// Queue order of the last publish first received by the broker, per (topic, QoS).
-    pub last_received: HashMap<OrderKey, ((u64, u16), usize)>,
+    pub last_received: HashMap<OrderKey, ((u64, u64), usize)>,
     /// The connection (pipe) the broker is reading a PUBLISH from: QoS 0 order is only
     /// promised within one connection (a closed connection's last bytes may be read after
     /// the next connection's).
@@ -84,6 +87,8 @@ pub struct Model {
     pub deliveries: u64,
     /// Incremented by each reinitialise (mids start again).
     pub generation: u64,
+    /// Publishes returned so far (the queue order within one thread).
+    pub pub_seq: u64,
 }
 
 impl Model {
@@ -104,8 +109,16 @@ impl Model {
     }
 
     /// `publish()` of `pid` returned `info`.
-    pub fn published(&mut self, pid: usize, qos: QoS, topic: &str, info: MessageInfo) {
+    pub fn published(
+        &mut self,
+        pid: usize,
+        worker: usize,
+        qos: QoS,
+        topic: &str,
+        info: MessageInfo,
+    ) {
         let mid = info.mid();
+        self.pub_seq += 1;
         if let Some(old) = self.outstanding.insert(mid, pid) {
             let old_qos = self.pubs[old].as_ref().map(|p| p.qos);
             if old_qos.is_some_and(|q| q != QoS::AtMostOnce) {
@@ -122,7 +135,8 @@ impl Model {
             info,
             on_publish: Vec::new(),
             abandoned: false,
-            order: (self.generation, mid),
+            order: (self.generation, self.pub_seq),
+            worker,
         });
         if let Some(rcs) = self.early.remove(&mid) {
             for rc in rcs {
@@ -160,9 +174,14 @@ impl Model {
     pub fn broker_received(&mut self, pid: usize, topic: &str, qos: QoS, dup: bool) {
         let n = self.received.entry(pid).or_insert(0);
         *n += 1;
-        let order = self.pubs.get(pid).and_then(|p| p.as_ref()).map(|p| p.order);
-        if *n == 1 && topic != "bulk" {
-            if let Some(order) = order {
+        let order = self
+            .pubs
+            .get(pid)
+            .and_then(|p| p.as_ref())
+            .map(|p| (p.order, p.worker));
+        if *n == 1 {
+            // The mass profile's "bulk" messages are not checked for order.
+            if let (Some((order, worker)), false) = (order, topic == "bulk") {
                 // QoS 0: within one connection. QoS 1/2: within one client generation;
                 // `reinitialise()` abandons the older messages, and those already written to
                 // a closed connection may still be read by the broker after the new ones.
@@ -171,7 +190,7 @@ impl Model {
                 } else {
                     order.0
                 };
-                let key = (topic.to_string(), qos as u8, scope);
+                let key = (topic.to_string(), qos as u8, scope, worker);
                 if let Some(&(last, lpid)) = self.last_received.get(&key) {
                     if order < last {
                         self.violation(format!(

@@ -1341,7 +1341,7 @@ fn publish_one(
     match r {
         Ok(info) => {
             let mid = info.mid();
-            g.model.published(pid, q, topic, info);
+            g.model.published(pid, w, q, topic, info);
             if log_ok || g.model.verbose {
                 g.model.trace(format!(
                     "worker{w}: publish p{pid} {topic} q{} -> mid {mid}",
@@ -1359,7 +1359,7 @@ fn publish_one(
             drop(g);
             if queue_size && cfg.max_queued == 0 {
                 let p = sim::probe(c);
-                if p.connected && p.loop_running {
+                if p.connected && p.draining {
                     world.lock().model.violation(format!(
                         "publish p{pid} failed with QueueSize although the queue is unlimited \
                          and a loop thread drains the connection"
