@@ -213,6 +213,7 @@ impl State {
             logger: self.reporting.logger,
             publish_events: self.reporting.on_publish,
             resubscribe: o.resubscribe,
+            auto_aliases: o.auto_aliases,
         };
         self.session.set_config(cfg);
     }

@@ -26,6 +26,7 @@ pub(crate) mod wire;
 pub use error::DecodeError;
 pub use packet::{decode, parse_fixed_header, FixedHeader};
 pub use properties::PropertyContext;
+pub(crate) use publish::{encode_aliased, encoded_topic};
 pub use publish::{encode_publish, set_dup};
 
 /// The largest remaining length MQTT can express (268,435,455 bytes).

@@ -89,6 +89,77 @@ pub fn set_dup(packet: &mut [u8]) {
     }
 }
 
+/// The length of the fixed header of an encoded PUBLISH (`None`: not a PUBLISH).
+fn fixed_header_len(packet: &[u8]) -> Option<usize> {
+    if packet.first()? >> 4 != 3 {
+        return None;
+    }
+    match wire::read_varint(packet.get(1..)?).ok()? {
+        wire::VarInt::Value(_, n) => Some(1 + n),
+        wire::VarInt::Incomplete => None,
+    }
+}
+
+/// The topic of a PUBLISH encoded by [`encode_publish`] (`None` if it is not one).
+pub(crate) fn encoded_topic(packet: &[u8]) -> Option<&str> {
+    let h = fixed_header_len(packet)?;
+    let len = usize::from(u16::from_be_bytes([*packet.get(h)?, *packet.get(h + 1)?]));
+    std::str::from_utf8(packet.get(h + 2..h + 2 + len)?).ok()
+}
+
+/// Appends to `out` the MQTT 5 PUBLISH `packet` (encoded by [`encode_publish`], without a
+/// Topic Alias) with Topic Alias `alias` added, and its topic kept (the alias is being
+/// set) or left empty (the alias is known to the broker). Returns false and appends
+/// nothing if `packet` is not such a PUBLISH.
+pub(crate) fn encode_aliased(
+    packet: &[u8],
+    alias: u16,
+    keep_topic: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    let Some(h) = fixed_header_len(packet) else {
+        return false;
+    };
+    let Some(topic) = encoded_topic(packet) else {
+        return false;
+    };
+    let topic_end = h + 2 + topic.len();
+    let id_end = topic_end + if (packet[0] >> 1) & 3 == 0 { 0 } else { 2 };
+    let Some(wire::VarInt::Value(plen, n)) =
+        packet.get(id_end..).and_then(|b| wire::read_varint(b).ok())
+    else {
+        return false;
+    };
+    let props_start = id_end + n;
+    let props_end = props_start + plen;
+    if props_end > packet.len() {
+        return false;
+    }
+    let new_topic = if keep_topic { topic.as_bytes() } else { &[] };
+    let new_plen = plen + 3;
+    let remaining = 2
+        + new_topic.len()
+        + (id_end - topic_end)
+        + wire::varint_len(new_plen)
+        + new_plen
+        + (packet.len() - props_end);
+    if wire::check_remaining(remaining).is_err() {
+        return false;
+    }
+    out.reserve(1 + wire::varint_len(remaining) + remaining);
+    out.push(packet[0]);
+    wire::write_varint(out, remaining);
+    wire::write_u16(out, new_topic.len() as u16);
+    out.extend_from_slice(new_topic);
+    out.extend_from_slice(&packet[topic_end..id_end]);
+    wire::write_varint(out, new_plen);
+    out.extend_from_slice(&packet[props_start..props_end]);
+    out.push(0x23);
+    wire::write_u16(out, alias);
+    out.extend_from_slice(&packet[props_end..]);
+    true
+}
+
 /// Decodes PUBLISH. `byte1` carries DUP, QoS and RETAIN.
 ///
 /// As libmosquitto (and the Mosquitto conformance cases): the topic must be valid UTF-8

@@ -175,6 +175,9 @@ pub(crate) struct SessionConfig {
     pub publish_events: bool,
     /// Remember subscriptions and renew them after a CONNACK without a session.
     pub resubscribe: bool,
+    /// Outgoing topic aliases the client assigns itself (MQTT 5; 0 = off), at most this
+    /// many and at most the broker's Topic Alias Maximum.
+    pub auto_aliases: u16,
 }
 
 impl Default for SessionConfig {
@@ -188,6 +191,7 @@ impl Default for SessionConfig {
             logger: false,
             publish_events: false,
             resubscribe: false,
+            auto_aliases: 0,
         }
     }
 }
@@ -323,6 +327,8 @@ pub(crate) struct Session {
     inbound_qos1: HashSet<u16>,
     /// Incoming topic aliases (alias -> topic) of this connection.
     in_aliases: HashMap<u16, String>,
+    /// Outgoing topic aliases the client assigned on this connection (topic -> alias).
+    out_aliases: HashMap<String, u16>,
     /// Our Topic Alias Maximum (from the CONNECT properties).
     client_alias_max: u16,
     limits: ServerLimits,
@@ -378,6 +384,7 @@ impl Session {
             client_receive_max: u16::MAX,
             inbound_qos1: HashSet::new(),
             in_aliases: HashMap::new(),
+            out_aliases: HashMap::new(),
             client_alias_max: 0,
             limits: ServerLimits::default(),
             keepalive: Duration::ZERO,
@@ -665,6 +672,7 @@ impl Session {
         self.appended_total = 0;
         self.written_total = 0;
         self.in_aliases.clear();
+        self.out_aliases.clear();
         self.limits = ServerLimits::default();
         self.client_alias_max = if self.cfg.protocol.is_v5() {
             connect.properties.topic_alias_maximum.unwrap_or(0)
@@ -818,6 +826,7 @@ impl Session {
             self.free_mid(mid);
         }
         self.in_aliases.clear();
+        self.out_aliases.clear();
     }
 
     /// Fails every stored message (the client is being dropped or reinitialised).

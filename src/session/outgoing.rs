@@ -23,6 +23,12 @@ impl Session {
         let v5 = self.cfg.protocol.is_v5();
         let props = if v5 { props } else { None };
         let alias = props.and_then(|p| p.topic_alias);
+        if alias.is_some() && self.cfg.auto_aliases > 0 {
+            return Err(Error::invalid(
+                "a Topic Alias in the properties while the client assigns aliases itself \
+                 (auto_topic_alias_set): use one or the other",
+            ));
+        }
         let connected = self.phase == Phase::Connected;
         if connected {
             self.check_limits(qos, retain, alias)?;
@@ -49,11 +55,15 @@ impl Session {
                 self.free_mid(mid);
                 return Err(e);
             }
-            let len = self.out.len() - start;
+            let mut len = self.out.len() - start;
             if len > self.limits.maximum_packet_size {
                 self.out.truncate(start);
                 self.free_mid(mid);
                 return Err(self.too_large(len));
+            }
+            if self.cfg.auto_aliases > 0 {
+                let plain = self.out.split_off(start);
+                len = self.append_publish(&plain);
             }
             self.appended_total += len as u64;
             self.log(LogLevel::Debug, || {
@@ -170,6 +180,45 @@ impl Session {
         }));
     }
 
+    /// Appends an encoded PUBLISH to the output with the Topic Alias the client assigns
+    /// itself (`auto_topic_alias_set`): the first PUBLISH of a topic on a connection sets an
+    /// alias (topic and alias), the next ones use it (empty topic), while the aliases fit
+    /// the configured number and the broker's Topic Alias Maximum; other topics, and a
+    /// packet the alias would make too large for the broker, go out as they are. Returns
+    /// the bytes appended.
+    fn append_publish(&mut self, packet: &[u8]) -> usize {
+        let start = self.out.len();
+        let max = self.cfg.auto_aliases.min(self.limits.topic_alias_maximum);
+        let topic = match codec::encoded_topic(packet) {
+            Some(t) if !t.is_empty() && self.cfg.protocol.is_v5() && max > 0 => t,
+            _ => {
+                self.out.extend_from_slice(packet);
+                return packet.len();
+            }
+        };
+        let (alias, new) = match self.out_aliases.get(topic) {
+            Some(&a) => (a, false),
+            None if self.out_aliases.len() < usize::from(max) => {
+                (self.out_aliases.len() as u16 + 1, true)
+            }
+            None => {
+                self.out.extend_from_slice(packet);
+                return packet.len();
+            }
+        };
+        if codec::encode_aliased(packet, alias, new, &mut self.out)
+            && self.out.len() - start <= self.limits.maximum_packet_size
+        {
+            if new {
+                self.out_aliases.insert(topic.to_string(), alias);
+            }
+        } else {
+            self.out.truncate(start);
+            self.out.extend_from_slice(packet);
+        }
+        self.out.len() - start
+    }
+
     /// Sends stored messages, in order, while the window has room.
     pub(super) fn pump(&mut self) {
         if self.phase != Phase::Connected {
@@ -191,11 +240,20 @@ impl Session {
                     if dup {
                         codec::set_dup(&mut m.bytes);
                     }
-                    let (qos, retain, len) = (m.qos as u8, m.retain, m.bytes.len());
+                    let (qos, retain) = (m.qos as u8, m.retain);
                     if !dup {
                         self.stats.messages_sent[usize::from(qos).min(2)] += 1;
                     }
-                    self.out.extend_from_slice(&self.outgoing[idx].bytes);
+                    let len = if self.cfg.auto_aliases > 0 {
+                        let bytes = std::mem::take(&mut self.outgoing[idx].bytes);
+                        let len = self.append_publish(&bytes);
+                        self.outgoing[idx].bytes = bytes;
+                        len
+                    } else {
+                        let m = &self.outgoing[idx];
+                        self.out.extend_from_slice(&m.bytes);
+                        m.bytes.len()
+                    };
                     self.appended_total += len as u64;
                     self.log(LogLevel::Debug, || {
                         format!(

@@ -538,3 +538,93 @@ fn huge_counts_do_not_allocate() {
     let bytes = [0x40, 7, 0, 1, 0, 0xFF, 0xFF, 0xFF, 0x7F];
     assert_eq!(reason_of(&bytes, Protocol::V5), 0x81);
 }
+
+/// `encode_aliased` adds a Topic Alias to an encoded MQTT 5 PUBLISH (topic kept or emptied):
+/// the same bytes as encoding with the alias, and other properties and the payload kept.
+#[test]
+fn encode_aliased_matches_encoding_with_the_alias() {
+    use crate::codec::publish::{encode_aliased, encoded_topic};
+    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let pkid = if qos == QoS::AtMostOnce { 0 } else { 7 };
+        for keep in [true, false] {
+            for payload in [&b""[..], &b"hello"[..], &[b'x'; 300][..]] {
+                let mut plain = Vec::new();
+                encode_publish(
+                    &mut plain,
+                    Protocol::V5,
+                    "a/b",
+                    payload,
+                    qos,
+                    true,
+                    false,
+                    pkid,
+                    None,
+                )
+                .unwrap();
+                assert_eq!(encoded_topic(&plain), Some("a/b"));
+                let mut got = Vec::new();
+                assert!(encode_aliased(&plain, 3, keep, &mut got));
+                let props = Properties {
+                    topic_alias: Some(3),
+                    ..Properties::default()
+                };
+                let mut want = Vec::new();
+                let topic = if keep { "a/b" } else { "" };
+                encode_publish(
+                    &mut want,
+                    Protocol::V5,
+                    topic,
+                    payload,
+                    qos,
+                    true,
+                    false,
+                    pkid,
+                    Some(&props),
+                )
+                .unwrap();
+                assert_eq!(
+                    got,
+                    want,
+                    "qos {qos:?} keep {keep} payload {}",
+                    payload.len()
+                );
+            }
+        }
+    }
+    // Other properties stay; the alias is added to them.
+    let props = Properties {
+        content_type: Some("text/plain".into()),
+        user_properties: vec![("k".into(), "v".into())],
+        ..Properties::default()
+    };
+    let mut plain = Vec::new();
+    encode_publish(
+        &mut plain,
+        Protocol::V5,
+        "t",
+        b"p",
+        QoS::AtLeastOnce,
+        false,
+        false,
+        9,
+        Some(&props),
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    assert!(encode_aliased(&plain, 65535, false, &mut got));
+    match dec(&got, Protocol::V5).unwrap() {
+        Packet::Publish(p) => {
+            assert_eq!(p.topic, "");
+            assert_eq!(p.pkid, 9);
+            assert_eq!(&p.payload[..], b"p");
+            assert_eq!(p.properties.topic_alias, Some(65535));
+            assert_eq!(p.properties.content_type.as_deref(), Some("text/plain"));
+            assert_eq!(p.properties.user_properties, props.user_properties);
+        }
+        other => panic!("not a PUBLISH: {other:?}"),
+    }
+    // Not a PUBLISH: nothing appended.
+    let mut none = Vec::new();
+    assert!(!encode_aliased(&[0xC0, 0x00], 1, true, &mut none));
+    assert!(none.is_empty());
+}
