@@ -119,14 +119,14 @@ impl Model {
     ) {
         let mid = info.mid();
         self.pub_seq += 1;
+        // Every QoS: a mid stays with its publish until that publish's on_publish has run,
+        // so that on_publish(mid) names one message.
         if let Some(old) = self.outstanding.insert(mid, pid) {
             let old_qos = self.pubs[old].as_ref().map(|p| p.qos);
-            if old_qos.is_some_and(|q| q != QoS::AtMostOnce) {
-                self.violation(format!(
-                    "mid {mid} given to publish {pid} while publish {old} (QoS {:?}) still holds it",
-                    old_qos
-                ));
-            }
+            self.violation(format!(
+                "mid {mid} given to publish {pid} while publish {old} (QoS {:?}) still holds it",
+                old_qos
+            ));
         }
         self.pubs[pid] = Some(PubRec {
             qos,
