@@ -119,14 +119,20 @@ impl Model {
     ) {
         let mid = info.mid();
         self.pub_seq += 1;
-        // Every QoS: a mid stays with its publish until that publish's on_publish has run,
-        // so that on_publish(mid) names one message.
+        // A mid stays with its publish until that publish's on_publish has run, so that
+        // on_publish(mid) names one message. A QoS 0 message lost with its connection
+        // (never written) gets no on_publish and gives its mid back.
         if let Some(old) = self.outstanding.insert(mid, pid) {
-            let old_qos = self.pubs[old].as_ref().map(|p| p.qos);
-            self.violation(format!(
-                "mid {mid} given to publish {pid} while publish {old} (QoS {:?}) still holds it",
-                old_qos
-            ));
+            let (old_qos, lost) = match self.pubs[old].as_ref() {
+                Some(p) => (Some(p.qos), p.qos == QoS::AtMostOnce && !p.info.is_published()),
+                None => (None, false),
+            };
+            if !lost {
+                self.violation(format!(
+                    "mid {mid} given to publish {pid} while publish {old} (QoS {:?}) still holds it",
+                    old_qos
+                ));
+            }
         }
         self.pubs[pid] = Some(PubRec {
             qos,
