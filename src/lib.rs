@@ -172,8 +172,8 @@ pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
 pub use options::{Auth, ConnectOptions, Server, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
-    CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,
-    RetainHandling, Stats, SubscribeOptions, Transport,
+    AuthReply, CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS,
+    ReasonCode, RetainHandling, Stats, SubscribeOptions, Transport,
 };
 
 /// Guides, as on the project's pages: the porting guide from Paho Python and the architecture
