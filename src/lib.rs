@@ -100,6 +100,15 @@
 //! no progress for a keepalive is closed. One deadline ([`Client::connect_timeout_set`])
 //! bounds a whole connect: DNS, TCP, proxy, TLS, WebSocket upgrade and CONNACK.
 //!
+//! ## MQTT 5 enhanced authentication
+//!
+//! Challenge/response methods (SCRAM, Kerberos, ...) of MQTT 5 §4.12, which Paho Python
+//! lacks: put the Authentication Method and initial data in the properties of
+//! [`Client::connect_with`], answer the broker's AUTH packets from [`Client::on_auth`] with an
+//! [`AuthReply`], read the broker's final data in `on_connect`'s properties, and
+//! re-authenticate while connected with [`Client::reauthenticate`]. `examples/auth_scram.rs`
+//! is a complete SCRAM-SHA-256 client.
+//!
 //! ## Features
 //!
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
