@@ -7,7 +7,8 @@
 //!
 //! The broker needs a SCRAM-SHA-256 authentication plugin, such as the mosquitto plugin of
 //! `tests/plugins/scram_auth.c` (what `tests/examples.rs` runs it against). The exchange:
-//! CONNECT carries the Authentication Method `SCRAM-SHA-256` and the client-first-message;
+//! CONNECT carries the Authentication Method `SCRAM-SHA-256` and the client-first-message
+//! (set in `on_pre_connect` with `authentication_set`, so that every attempt has a fresh nonce);
 //! the broker's AUTH 0x18 (server-first) reaches `on_auth`, which answers the
 //! client-final-message; CONNACK carries the server-final-message, checked in `on_connect`.
 //! `--reauth` then runs the same exchange again on the open connection
@@ -40,6 +41,7 @@ fn main() -> mqtt::Result<()> {
         .value(&["--password"])
         .unwrap_or_else(|| common::usage_error("--password is required"));
     let reauth = args.flag(&["--reauth"]);
+    let (u, p) = (user.clone(), password.clone());
 
     let client = mqtt::Client::builder()
         .client_id("")
@@ -114,20 +116,18 @@ fn main() -> mqtt::Result<()> {
         }
     });
 
-    let client_first = exchange
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .client_first();
-    client.connect_with(mqtt::ConnectOptions {
-        port: args.port(),
-        keepalive: 60,
-        properties: Some(mqtt::Properties {
-            authentication_method: Some(scram::METHOD.into()),
-            authentication_data: Some(client_first.into_bytes()),
-            ..Default::default()
-        }),
-        ..mqtt::ConnectOptions::new(args.host())
-    })?;
+    // Every attempt (reconnects included) starts a new exchange with a fresh nonce: the
+    // method and the client-first-message go into that attempt's CONNECT.
+    let ex = exchange.clone();
+    client.on_pre_connect(move |c| {
+        let mut ex = ex.lock().unwrap_or_else(|e| e.into_inner());
+        *ex = ScramClient::new(&u, &p);
+        if let Err(e) = c.authentication_set(scram::METHOD, Some(ex.client_first().as_bytes())) {
+            println!("authentication_set: {e}");
+        }
+    });
+
+    client.connect(&args.host(), args.port(), 60)?;
     client.loop_forever()?;
     if !ok.load(Ordering::SeqCst) {
         std::process::exit(1);

@@ -106,7 +106,9 @@
 //! lacks: put the Authentication Method and initial data in the properties of
 //! [`Client::connect_with`], answer the broker's AUTH packets from [`Client::on_auth`] with an
 //! [`AuthReply`], read the broker's final data in `on_connect`'s properties, and
-//! re-authenticate while connected with [`Client::reauthenticate`]. `examples/auth_scram.rs`
+//! re-authenticate while connected with [`Client::reauthenticate`].
+//! [`Client::authentication_set`] called from `on_pre_connect` gives every attempt fresh
+//! initial data. `examples/auth_scram.rs`
 //! is a complete SCRAM-SHA-256 client.
 //!
 //! ## Features

@@ -673,3 +673,115 @@ fn mosquitto_scram_reauthentication_refused() {
     assert!(!c.is_connected());
     c.loop_stop().unwrap();
 }
+
+/// `authentication_set` from `on_pre_connect`: every attempt's CONNECT carries fresh data
+/// (a new nonce), also with a plain `connect()` that has no properties.
+#[test]
+fn authentication_set_gives_each_attempt_fresh_data() {
+    let broker = ScriptedBroker::bind();
+    let c = v5("auth-fresh");
+    fast_reconnect(&c);
+    let ev = hook(&c);
+    let attempt = Arc::new(Mutex::new(0u32));
+    let a = attempt.clone();
+    c.on_pre_connect(move |c| {
+        let mut n = a.lock().unwrap();
+        *n += 1;
+        c.authentication_set(SCRIPTED_METHOD, Some(format!("nonce-{n}").as_bytes()))
+            .unwrap();
+    });
+    on_auth(&c, scripted_answers);
+    c.connect(HOST, broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    let mut conn = broker.accept(T);
+    conn.expect_packet(
+        &expected_connect("auth-fresh", SCRIPTED_METHOD, b"nonce-1"),
+        T,
+    );
+    conn.close();
+    let mut conn = broker.accept(T);
+    conn.expect_packet(
+        &expected_connect("auth-fresh", SCRIPTED_METHOD, b"nonce-2"),
+        T,
+    );
+    conn.send(&auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")));
+    conn.expect_packet(&auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"me")), T);
+    conn.send(&s::connack_v5(false, 0, &[]));
+    assert_eq!(
+        wait_connect(&ev),
+        Ev::Connect {
+            rc: 0,
+            session_present: false
+        }
+    );
+    // Cleared: the next CONNECT has no method.
+    c.authentication_clear();
+    c.on_pre_connect(|_c| {});
+    c.reconnect().unwrap();
+    let mut conn = broker.accept(T);
+    let connect = conn.read_packet(T);
+    assert_eq!(connect[12], 0, "no CONNECT properties: [{}]", hex(&connect));
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
+
+#[test]
+fn authentication_set_refuses_bad_input() {
+    let c = v5("auth-set");
+    assert!(matches!(
+        c.authentication_set("", None),
+        Err(Error::InvalidArgument(_))
+    ));
+    let long = "m".repeat(70_000);
+    assert!(matches!(
+        c.authentication_set(&long, None),
+        Err(Error::InvalidArgument(_) | Error::PayloadSize(_))
+    ));
+    let c = v311("auth-set-v3");
+    assert!(matches!(
+        c.authentication_set("M", Some(b"x")),
+        Err(Error::InvalidArgument(m)) if m.contains("MQTT 5")
+    ));
+}
+
+/// A reconnect authenticates again with a fresh SCRAM exchange: `authentication_set` in
+/// `on_pre_connect`, mosquitto restarted under the connected client.
+#[test]
+fn mosquitto_scram_reconnect_authenticates_again() {
+    let mut broker = AuthBroker::start(&[("alice", "secret")]);
+    let scram: Shared = Arc::new(Mutex::new(ScramClient::new("alice", "secret")));
+    let (c, ev, seen) = scram_client("scram-reconnect", &scram);
+    fast_reconnect(&c);
+    let s = scram.clone();
+    c.on_pre_connect(move |c| {
+        let mut s = s.lock().unwrap();
+        *s = ScramClient::new("alice", "secret");
+        c.authentication_set(METHOD, Some(s.client_first().as_bytes()))
+            .unwrap();
+    });
+    let finals = Events::new();
+    let tx = finals.sender();
+    c.on_connect(move |_c, _f, rc, p| {
+        let _ = tx.send((rc.value(), p.authentication_data.clone()));
+    });
+    c.connect(HOST, broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    for round in 0..2 {
+        let (rc, server_final) = finals.wait(T);
+        assert_eq!(rc, 0, "round {round}: {}", broker.log());
+        let server_final = server_final.expect("server-final in CONNACK");
+        scram
+            .lock()
+            .unwrap()
+            .verify_server_final(&server_final)
+            .unwrap();
+        assert_eq!(seen.wait(T).rc, 0x18);
+        if round == 0 {
+            broker.restart();
+            wait_disconnect(&ev);
+        }
+    }
+    assert!(c.is_connected());
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}
