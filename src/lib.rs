@@ -100,6 +100,17 @@
 //! no progress for a keepalive is closed. One deadline ([`Client::connect_timeout_set`])
 //! bounds a whole connect: DNS, TCP, proxy, TLS, WebSocket upgrade and CONNACK.
 //!
+//! ## MQTT 5 enhanced authentication
+//!
+//! Challenge/response methods (SCRAM, Kerberos, ...) of MQTT 5 §4.12, which Paho Python
+//! lacks: put the Authentication Method and initial data in the properties of
+//! [`Client::connect_with`], answer the broker's AUTH packets from [`Client::on_auth`] with an
+//! [`AuthReply`], read the broker's final data in `on_connect`'s properties, and
+//! re-authenticate while connected with [`Client::reauthenticate`].
+//! [`Client::authentication_set`] called from `on_pre_connect` gives every attempt fresh
+//! initial data. `examples/auth_scram.rs`
+//! is a complete SCRAM-SHA-256 client.
+//!
 //! ## Features
 //!
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
@@ -172,8 +183,8 @@ pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
 pub use options::{Auth, ConnectOptions, Server, Will};
 pub use topic::topic_matches_sub;
 pub use types::{
-    CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS, ReasonCode,
-    RetainHandling, Stats, SubscribeOptions, Transport,
+    AuthReply, CleanStart, ConnectFlags, DisconnectFlags, LogLevel, Properties, Protocol, QoS,
+    ReasonCode, RetainHandling, Stats, SubscribeOptions, Transport,
 };
 
 /// Guides, as on the project's pages: the porting guide from Paho Python and the architecture

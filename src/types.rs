@@ -481,3 +481,25 @@ impl Stats {
         self.connections.saturating_sub(1)
     }
 }
+
+/// What the application answers to an MQTT 5 AUTH packet from the broker (enhanced
+/// authentication, MQTT 5 §4.12): the return value of the [`Client::on_auth`] callback.
+///
+/// Paho Python has no such callback; see the porting guide's
+/// [enhanced authentication section](crate::docs::porting).
+///
+/// [`Client::on_auth`]: crate::Client::on_auth
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthReply {
+    /// Answer with AUTH 0x18 (Continue authentication) carrying these Authentication Data;
+    /// the client adds the Authentication Method of the connection.
+    Continue(Vec<u8>),
+    /// Send nothing: the exchange is complete (the broker's AUTH 0x00 after a
+    /// re-authentication), or the application answers later with
+    /// [`Client::auth`](crate::Client::auth).
+    Done,
+    /// Give up: the client sends DISCONNECT with this reason code (for example
+    /// [`ReasonCode::NOT_AUTHORIZED`] when the broker's proof does not verify) and stops,
+    /// as [`Client::disconnect_with`](crate::Client::disconnect_with) does.
+    Abort(ReasonCode),
+}

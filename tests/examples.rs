@@ -870,3 +870,51 @@ fn consume() {
         assert_has(&out, &format!("consume/x hello {i}"));
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// MQTT 5 enhanced authentication (no Paho counterpart)
+
+/// SCRAM-SHA-256 against mosquitto with the plugin of tests/plugins/scram_auth.c: login,
+/// the broker's proof verified, a re-authentication on the open connection.
+#[test]
+fn auth_scram() {
+    let broker = support::auth_plugin::AuthBroker::start(&[("alice", "secret")]);
+    let port = port_arg(&broker);
+    let args = [
+        "--host",
+        broker.host(),
+        "--port",
+        &port,
+        "--user",
+        "alice",
+        "--password",
+        "secret",
+    ];
+    let out = run("auth_scram", &args);
+    assert_has(&out, "connected: server signature verified");
+    let mut with_reauth = args.to_vec();
+    with_reauth.push("--reauth");
+    let out = run("auth_scram", &with_reauth);
+    assert_has(&out, "connected: server signature verified");
+    assert_has(&out, "re-authenticated: server signature verified");
+}
+
+/// A wrong password: CONNACK 0x87 reaches on_connect, the example exits with status 1.
+#[test]
+fn auth_scram_wrong_password() {
+    let broker = support::auth_plugin::AuthBroker::start(&[("alice", "secret")]);
+    let port = port_arg(&broker);
+    let args = [
+        "--host",
+        broker.host(),
+        "--port",
+        &port,
+        "--user",
+        "alice",
+        "--password",
+        "wrong",
+    ];
+    let (status, out) = Run::start("auth_scram", &args).finish();
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert_has(&out, "refused: Not authorized (0x87)");
+}

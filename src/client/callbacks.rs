@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Client;
 use crate::topic::validate_topic_filter;
-use crate::types::{ConnectFlags, DisconnectFlags, LogLevel, ReasonCode};
+use crate::types::{AuthReply, ConnectFlags, DisconnectFlags, LogLevel, ReasonCode};
 use crate::{Error, Message, Properties, Result};
 
 pub(super) type Slot<F> = Option<Arc<Mutex<Box<F>>>>;
@@ -25,6 +25,7 @@ pub(super) type OnSubAck = dyn FnMut(&Client, u16, &[ReasonCode], &Properties) +
 pub(super) type OnLog = dyn Fn(&Client, LogLevel, &str) + Send + Sync;
 pub(super) type OnClient = dyn FnMut(&Client) + Send;
 pub(super) type OnSocket = dyn FnMut(&Client, RawFd) + Send;
+pub(super) type OnAuth = dyn FnMut(&Client, ReasonCode, &Properties) -> AuthReply + Send;
 
 /// Every user callback.
 #[derive(Default)]
@@ -41,6 +42,7 @@ pub(super) struct Callbacks {
     pub on_socket_close: Slot<OnSocket>,
     pub on_socket_register_write: Slot<OnSocket>,
     pub on_socket_unregister_write: Slot<OnSocket>,
+    pub on_auth: Slot<OnAuth>,
     /// `message_callback_add` filters, in the order they were added.
     pub topic: Vec<(String, Arc<Mutex<Box<OnMessage>>>)>,
     pub on_log: Option<Arc<OnLog>>,
@@ -118,6 +120,65 @@ impl Client {
     setter!(
         /// `on_socket_unregister_write(client, fd)`: nothing left to write.
         fn on_socket_unregister_write: OnSocket, (&Client, RawFd));
+
+    /// `on_auth(client, reason_code, properties) -> AuthReply`: the broker sent an MQTT 5
+    /// AUTH packet of enhanced authentication (MQTT 5 §4.12); the closure's [`AuthReply`]
+    /// is the answer. Paho Python has no such callback (see the porting guide's
+    /// [enhanced authentication section](crate::docs::porting)).
+    ///
+    /// It runs, like every callback, on the thread that drives the loop with no internal
+    /// lock held; the client sends the answer afterwards, if the connection that received
+    /// the AUTH is still open. It is called for:
+    /// - AUTH 0x18 (Continue authentication) before CONNACK, on a connection whose CONNECT
+    ///   carried an Authentication Method (`ConnectOptions::properties`):
+    ///   answer [`AuthReply::Continue`] with the next Authentication Data;
+    /// - AUTH 0x18 during a re-authentication started with [`Client::reauthenticate`];
+    /// - AUTH 0x00 (Success) at the end of a re-authentication, with the broker's final
+    ///   data: answer [`AuthReply::Done`], or [`AuthReply::Abort`] if it does not verify.
+    ///
+    /// The broker's final data of the first authentication comes with CONNACK, in the
+    /// properties of `on_connect`. A refusal reaches `on_connect` (CONNACK 0x87, 0x8C, ...)
+    /// or, during a re-authentication, `on_disconnect` with the broker's reason code. An
+    /// AUTH that no exchange expects (no Authentication Method, another method, no
+    /// re-authentication requested) is a protocol error: the client sends DISCONNECT 0x82
+    /// and closes; `on_connect_fail` reports it before CONNACK, `on_disconnect` (0x82) after.
+    /// Without an `on_auth` callback nothing is answered (the application may answer with
+    /// [`Client::auth`]); the connect timeout bounds the wait for CONNACK.
+    ///
+    /// ```no_run
+    /// use mqtt_sync::{AuthReply, Client, ConnectOptions, Properties, Protocol, ReasonCode};
+    ///
+    /// # fn main() -> mqtt_sync::Result<()> {
+    /// let client = Client::builder().client_id("auth-demo").protocol(Protocol::V5).build()?;
+    /// client.on_auth(|_client, reason_code, props| {
+    ///     let challenge = props.authentication_data.as_deref().unwrap_or_default();
+    ///     if reason_code == ReasonCode::CONTINUE_AUTHENTICATION && challenge == b"who?" {
+    ///         AuthReply::Continue(b"me".to_vec())
+    ///     } else if reason_code == ReasonCode::SUCCESS {
+    ///         AuthReply::Done // a re-authentication ended
+    ///     } else {
+    ///         AuthReply::Abort(ReasonCode::NOT_AUTHORIZED)
+    ///     }
+    /// });
+    /// client.connect_with(ConnectOptions {
+    ///     properties: Some(Properties {
+    ///         authentication_method: Some("EXAMPLE-CHALLENGE".into()),
+    ///         authentication_data: Some(b"hello".to_vec()),
+    ///         ..Properties::default()
+    ///     }),
+    ///     ..ConnectOptions::new("localhost")
+    /// })?;
+    /// client.loop_forever()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_auth(
+        &self,
+        f: impl FnMut(&Client, ReasonCode, &Properties) -> AuthReply + Send + 'static,
+    ) {
+        let b: Box<OnAuth> = Box::new(f);
+        self.inner.callbacks().on_auth = slot(b);
+    }
 
     /// `on_log(client, level, line)`: internal log lines (also from user threads, so `Fn +
     /// Sync`).

@@ -33,6 +33,9 @@ pub(super) struct Options {
     pub bind_port: u16,
     pub clean_start: CleanStart,
     pub connect_props: Option<Properties>,
+    /// `authentication_set`: Authentication Method and Data for CONNECT, over those of
+    /// `connect_props`.
+    pub auth: Option<(String, Option<Vec<u8>>)>,
     /// Transport settings: TLS, WebSocket path and headers, proxy, TCP_NODELAY.
     pub net: NetConfig,
     pub reconnect_min: Duration,
@@ -125,6 +128,7 @@ impl Options {
             bind_port: 0,
             clean_start: CleanStart::FirstOnly,
             connect_props: None,
+            auth: None,
             net: NetConfig {
                 nodelay: true,
                 ..Default::default()
@@ -181,6 +185,10 @@ impl Options {
             password: self.password.clone(),
             properties: if v5 {
                 let mut p = self.connect_props.clone().unwrap_or_default();
+                if let Some((method, data)) = &self.auth {
+                    p.authentication_method = Some(method.clone());
+                    p.authentication_data = data.clone();
+                }
                 if self.max_incoming_set && p.maximum_packet_size.is_none() {
                     p.maximum_packet_size =
                         Some(u32::try_from(self.max_incoming_packet).unwrap_or(u32::MAX));
@@ -304,6 +312,56 @@ impl Client {
             .will
             .as_ref()
             .map(|w| w.payload.clone())
+    }
+
+    /// Sets the MQTT 5 Authentication Method and initial Authentication Data of enhanced
+    /// authentication for the CONNECT of every following attempt, over those of
+    /// `connect_with`'s properties (which a later `connect_with` does not reset). Called from
+    /// `on_pre_connect`, it gives each attempt fresh data, as a method with a nonce (SCRAM)
+    /// needs: what `on_pre_connect` sets applies to the attempt it runs for. The broker's
+    /// answers reach [`Client::on_auth`].
+    ///
+    /// `Err(InvalidArgument)` for MQTT 3.x or an empty method. Not in Paho Python.
+    ///
+    /// ```no_run
+    /// # use mqtt_sync::{Client, Protocol};
+    /// # fn main() -> mqtt_sync::Result<()> {
+    /// let client = Client::builder().protocol(Protocol::V5).build()?;
+    /// client.on_pre_connect(|c| {
+    ///     let first = b"n,,n=alice,r=fresh-nonce"; // a new one per attempt
+    ///     let _ = c.authentication_set("SCRAM-SHA-256", Some(first));
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authentication_set(&self, method: &str, data: Option<&[u8]>) -> Result<()> {
+        if method.is_empty() {
+            return Err(Error::invalid(
+                "the Authentication Method must not be empty",
+            ));
+        }
+        let auth = (method.to_string(), data.map(<[u8]>::to_vec));
+        // Refuse what CONNECT cannot carry (a method over 65,535 bytes) now.
+        let probe = Properties {
+            authentication_method: Some(auth.0.clone()),
+            authentication_data: auth.1.clone(),
+            ..Properties::default()
+        };
+        let mut st = self.inner.lock();
+        if !st.opts.protocol.is_v5() {
+            return Err(Error::invalid(
+                "enhanced authentication needs MQTT 5.0: build the client with Protocol::V5",
+            ));
+        }
+        probe_connect(st.opts.protocol, None, probe)?;
+        st.opts.auth = Some(auth);
+        Ok(())
+    }
+
+    /// Removes what [`Client::authentication_set`] set: the CONNECT carries the
+    /// Authentication Method and Data of `connect_with`'s properties again, if any.
+    pub fn authentication_clear(&self) {
+        self.inner.lock().opts.auth = None;
     }
 
     /// Sets user name and optional password for the next connect.

@@ -10,8 +10,8 @@ use super::{Client, Inner};
 use crate::message::EMPTY_PROPERTIES;
 use crate::session::{Event, SocketEvent};
 use crate::topic::{shared_filter, topic_matches_sub};
-use crate::types::{LogLevel, QoS, ReasonCode};
-use crate::Message;
+use crate::types::{AuthReply, LogLevel, QoS, ReasonCode};
+use crate::{Message, Properties};
 
 /// Holds the dispatch token; gives it back when dropped (also by a panic).
 struct DispatchToken<'a>(&'a Inner);
@@ -206,6 +206,7 @@ impl Client {
                         st.retired
                             .retain(|(id, last, _)| !(*id == conn && *last == kind));
                     }
+                    Event::Auth { rc, props } => self.dispatch_auth(conn, rc, &props),
                     other => {
                         match &other {
                             Event::Published { mid, .. } => reported.push((*mid, 1)),
@@ -277,6 +278,8 @@ impl Client {
                     f(self, flags, rc, &props)
                 });
             }
+            // Needs its connection's id: run_queued calls dispatch_auth.
+            Event::Auth { .. } => {}
             Event::ConnectFailed(e) => {
                 let slot = cbs().on_connect_fail.clone();
                 call_slot(inner, self, "on_connect_fail", &slot, |f| f(self, &e));
@@ -297,6 +300,58 @@ impl Client {
                 };
                 drop(c);
                 call_slot(inner, self, name, &slot, |f| f(self, fd));
+            }
+        }
+    }
+
+    /// Runs `on_auth` for an AUTH of connection `conn`, unlocked, then sends its answer if
+    /// that connection is still open and the user did not disconnect it.
+    fn dispatch_auth(&self, conn: u64, rc: ReasonCode, props: &Properties) {
+        let inner = &self.inner;
+        let slot = inner.callbacks().on_auth.clone();
+        if slot.is_none() {
+            self.log(
+                LogLevel::Warning,
+                &format!("Received AUTH ({rc}) but no on_auth callback is set: nothing answered"),
+            );
+            return;
+        }
+        let mut reply = AuthReply::Done;
+        call_slot(inner, self, "on_auth", &slot, |f| {
+            reply = f(self, rc, props)
+        });
+        if conn == inner.discard_conn.load(Ordering::Relaxed) {
+            return;
+        }
+        match reply {
+            AuthReply::Done => {}
+            AuthReply::Continue(data) => {
+                let mut st = inner.lock();
+                if !st.link.is_open() {
+                    return;
+                }
+                match st.session.auth_continue(conn, data) {
+                    Ok(_) => {}
+                    Err(e) => st.session.push_log(LogLevel::Warning, || {
+                        format!("on_auth answer not sent: {e}")
+                    }),
+                }
+                inner.flush_or_close(&mut st);
+                drop(st);
+                self.after_op();
+            }
+            AuthReply::Abort(reason) => {
+                let current = {
+                    let st = inner.lock();
+                    st.link.is_open() && st.session.is_current(conn)
+                };
+                if current {
+                    self.log(
+                        LogLevel::Notice,
+                        &format!("on_auth aborts the authentication: DISCONNECT ({reason})"),
+                    );
+                    let _ = self.disconnect_with(reason, Properties::default());
+                }
             }
         }
     }

@@ -53,7 +53,7 @@ impl Session {
         }
     }
 
-    fn protocol_violation(&mut self, msg: String) -> Close {
+    pub(super) fn protocol_violation(&mut self, msg: String) -> Close {
         self.log(LogLevel::Error, || format!("Protocol error: {msg}"));
         if self.cfg.protocol.is_v5() && self.phase == Phase::Connected {
             let _ = self.disconnect(ReasonCode::PROTOCOL_ERROR, Properties::default());
@@ -70,13 +70,7 @@ impl Session {
         if self.phase == Phase::AwaitConnAck {
             return match pkt {
                 Packet::ConnAck(c) => self.handle_connack(c, now),
-                Packet::Auth(_) if self.cfg.protocol.is_v5() => {
-                    self.log(LogLevel::Warning, || {
-                        "Received AUTH during connect; enhanced authentication is not supported"
-                            .into()
-                    });
-                    Err(proto_err("enhanced authentication (AUTH) is not supported"))
-                }
+                Packet::Auth(a) if self.cfg.protocol.is_v5() => self.handle_auth(a),
                 Packet::Disconnect(d) if self.cfg.protocol.is_v5() => {
                     self.note_redirect(d.reason, &d.properties);
                     Err(Close::Server(ServerDisconnect {
@@ -179,15 +173,8 @@ impl Session {
                     props: Box::new(d.properties),
                 }))
             }
-            Packet::Auth(a) if self.cfg.protocol.is_v5() => {
-                self.log(LogLevel::Warning, || {
-                    format!(
-                        "Received AUTH ({}); enhanced authentication is not supported",
-                        a.reason.0
-                    )
-                });
-                Err(self.protocol_violation("unexpected AUTH from the broker".into()))
-            }
+            Packet::Auth(a) if self.cfg.protocol.is_v5() => self.handle_auth(a),
+            Packet::ConnAck(c) => self.connack_while_connected(c),
             other => {
                 let name = other.name();
                 Err(self.protocol_violation(format!("unexpected {name} from the broker")))

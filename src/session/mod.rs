@@ -11,6 +11,7 @@
 //!   event queue.
 //! - `outgoing.rs`: publish, the in-flight window, subscribe/unsubscribe, DISCONNECT, AUTH.
 //! - `incoming.rs`: decoding and handling what the broker sends (CONNACK, PUBLISH, acks).
+//! - `auth.rs`: MQTT 5 enhanced authentication (AUTH in both directions, re-authentication).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::RawFd;
@@ -23,6 +24,7 @@ use crate::message::Message;
 use crate::types::{ConnectFlags, DisconnectFlags, LogLevel, Protocol, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
 
+mod auth;
 #[cfg(feature = "fuzzing")]
 mod footprint;
 mod inbound;
@@ -80,6 +82,13 @@ pub(crate) enum Event {
     },
     /// An attempt ended before its CONNACK: `on_connect_fail`.
     ConnectFailed(Error),
+    /// An AUTH packet of the broker's enhanced authentication (Continue authentication
+    /// during CONNECT or a re-authentication, or Success at the end of a re-authentication):
+    /// `on_auth`, whose answer the client sends if the connection is still this one.
+    Auth {
+        rc: ReasonCode,
+        props: Box<Properties>,
+    },
     /// `on_socket_open` / `_close` / `_register_write` / `_unregister_write`.
     Socket(SocketEvent, RawFd),
 }
@@ -345,6 +354,11 @@ pub(crate) struct Session {
     connect_had_id: bool,
     /// The broker's Assigned Client Identifier, until the client takes it.
     assigned_id: Option<String>,
+    /// The Authentication Method of this connection's CONNECT (MQTT 5 enhanced
+    /// authentication), `None` without one.
+    auth_method: Option<String>,
+    /// The client sent AUTH 0x19 (re-authenticate) and the exchange has not ended yet.
+    reauth: bool,
     notify: Arc<Notify>,
 }
 
@@ -396,6 +410,8 @@ impl Session {
             connect_clean: true,
             connect_had_id: false,
             assigned_id: None,
+            auth_method: None,
+            reauth: false,
             notify,
         }
     }
@@ -692,6 +708,12 @@ impl Session {
         self.connack_deadline = Some(deadline);
         self.connect_clean = connect.clean_start;
         self.connect_had_id = !connect.client_id.is_empty();
+        self.auth_method = if self.cfg.protocol.is_v5() {
+            connect.properties.authentication_method.clone()
+        } else {
+            None
+        };
+        self.reauth = false;
         self.inflight = 0;
         for m in self.outgoing.iter_mut() {
             m.sent = false;
@@ -784,7 +806,13 @@ impl Session {
                     let fail = Event::ConnectFailed(Error::Protocol(format!("{err}")));
                     (Some(fail), Some(err))
                 } else {
-                    (Some(disconnected(ReasonCode::UNSPECIFIED_ERROR)), Some(err))
+                    // MQTT 5: the client sent DISCONNECT with this reason code; report it.
+                    let rc = if self.cfg.protocol.is_v5() {
+                        rc
+                    } else {
+                        ReasonCode::UNSPECIFIED_ERROR
+                    };
+                    (Some(disconnected(rc)), Some(err))
                 }
             }
             Ended::Lost(e) => {
@@ -804,6 +832,7 @@ impl Session {
     /// Forgets what belonged to the connection that just ended.
     fn reset_connection(&mut self) {
         self.phase = Phase::Offline;
+        self.reauth = false;
         self.out.clear();
         self.out_pos = 0;
         self.connack_deadline = None;

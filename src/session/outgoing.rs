@@ -1,5 +1,5 @@
 //! What the client sends: PUBLISH (QoS 0 written at once; QoS 1/2 stored and sent within the
-//! in-flight window), SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and AUTH, and the completion of
+//! in-flight window), SUBSCRIBE, UNSUBSCRIBE and DISCONNECT, and the completion of
 //! outgoing messages.
 
 use super::{Event, OutMsg, Phase, Session, Stage};
@@ -409,18 +409,6 @@ impl Session {
     pub(crate) fn disconnect(&mut self, reason: ReasonCode, props: Properties) -> Result<()> {
         self.log(LogLevel::Debug, || "Sending DISCONNECT".to_string());
         self.append_packet(&Packet::Disconnect(codec::Disconnect {
-            reason,
-            properties: props,
-        }))
-    }
-
-    /// Queues an AUTH packet (MQTT 5 re-authentication).
-    pub(crate) fn auth(&mut self, reason: ReasonCode, props: Properties) -> Result<()> {
-        if !self.cfg.protocol.is_v5() {
-            return Err(Error::NotSupported("AUTH exists only in MQTT 5".into()));
-        }
-        self.log(LogLevel::Debug, || format!("Sending AUTH ({})", reason.0));
-        self.append_packet(&Packet::Auth(codec::Auth {
             reason,
             properties: props,
         }))

@@ -479,3 +479,80 @@ fn offline_qos0_and_subscribe_are_refused() {
         Err(Error::QueueSize)
     ));
 }
+
+// ----------------------------------------------------------------------- enhanced auth
+
+fn auth_in(reason: ReasonCode, method: Option<&str>) -> Packet {
+    Packet::Auth(codec::Auth {
+        reason,
+        properties: Properties {
+            authentication_method: method.map(Into::into),
+            authentication_data: Some(b"d".to_vec()),
+            ..Properties::default()
+        },
+    })
+}
+
+/// A v5 session whose connection `id` used method "M" and reached CONNACK.
+fn auth_up(id: u64, s: &mut Session, now: Instant) {
+    let mut c = connect_pkt(Protocol::V5, 10);
+    c.properties.authentication_method = Some("M".into());
+    s.start_connect(&c, id, now, now + Duration::from_secs(5))
+        .unwrap();
+    connack(s, Properties::default(), now);
+    drain(s);
+    s.events.clear();
+}
+
+#[test]
+fn reauthentication_state_ends_with_success_and_with_the_connection() {
+    let now = Instant::now();
+    let mut s = session(Protocol::V5, 0);
+    auth_up(1, &mut s, now);
+    s.auth(ReasonCode::RE_AUTHENTICATE, Properties::default())
+        .unwrap();
+    let sent = drain(&mut s);
+    assert!(matches!(&sent[..], [Packet::Auth(a)]
+        if a.reason == ReasonCode::RE_AUTHENTICATE
+            && a.properties.authentication_method.as_deref() == Some("M")));
+    s.handle_packet(auth_in(ReasonCode::CONTINUE_AUTHENTICATION, Some("M")), now)
+        .unwrap();
+    assert!(s.auth_continue(1, b"r".to_vec()).unwrap());
+    // An answer for another connection is dropped.
+    assert!(!s.auth_continue(7, b"r".to_vec()).unwrap());
+    assert_eq!(drain(&mut s).len(), 1);
+    s.handle_packet(auth_in(ReasonCode::SUCCESS, Some("M")), now)
+        .unwrap();
+    let evs: Vec<_> = s.take_events().into_iter().map(|(_, e)| e).collect();
+    assert!(matches!(
+        &evs[..],
+        [
+            Event::Auth {
+                rc: ReasonCode::CONTINUE_AUTHENTICATION,
+                ..
+            },
+            Event::Auth {
+                rc: ReasonCode::SUCCESS,
+                ..
+            }
+        ]
+    ));
+    // Over: another AUTH is a protocol error with DISCONNECT 0x82.
+    let r = s.handle_packet(auth_in(ReasonCode::CONTINUE_AUTHENTICATION, Some("M")), now);
+    assert!(matches!(
+        r,
+        Err(Close::Protocol(ReasonCode::PROTOCOL_ERROR, _))
+    ));
+    assert!(
+        matches!(&drain(&mut s)[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PROTOCOL_ERROR)
+    );
+    s.connection_closed(Ended::Lost(Error::ConnectionLost));
+    // A re-authentication cut by a lost connection does not outlive it.
+    auth_up(2, &mut s, now);
+    s.auth(ReasonCode::RE_AUTHENTICATE, Properties::default())
+        .unwrap();
+    s.connection_closed(Ended::Lost(Error::ConnectionLost));
+    auth_up(3, &mut s, now);
+    s.auth(ReasonCode::RE_AUTHENTICATE, Properties::default())
+        .unwrap();
+}
