@@ -131,6 +131,39 @@ fn srv_reconnect_follows_a_changed_answer() {
     finish(&c);
 }
 
+/// A reconnect whose SRV look-up fails (the DNS server is gone) tries the last target.
+#[test]
+fn srv_reconnect_without_dns_uses_the_last_target() {
+    let mut broker = Mosquitto::start();
+    let dns = Dnsmasq::start(
+        &[Srv::new(
+            "_mqtt._tcp.nodns.test",
+            "localhost",
+            broker.port(),
+            10,
+            0,
+        )],
+        &["nodns.test"],
+    );
+    let id = "srv-nodns";
+    let c = client(Protocol::V311, id);
+    let p = Probe::attach(&c);
+    trace_if_asked(&c, id);
+    c.srv_nameserver_set(Some(dns.addr())).unwrap();
+    c.connect_srv("nodns.test", 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    drop(dns);
+    broker.restart();
+    let (_, rc) = p.disc.wait(T);
+    assert!(rc.is_failure());
+    let (_, rc, _) = p.conn.wait(T);
+    assert_eq!(rc, ReasonCode::SUCCESS, "reconnected to the last target");
+    assert_eq!(c.port(), broker.port());
+    assert_eq!(accepted(&broker, id), 2, "{}", broker.log());
+    finish(&c);
+}
+
 #[test]
 fn srv_falls_back_when_the_first_target_is_down() {
     let broker = Mosquitto::start();

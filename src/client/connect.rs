@@ -267,11 +267,14 @@ impl Client {
             )
         };
         // After connect_srv, every attempt asks DNS again: the records may name another
-        // broker now. Should the look-up fail, the last target is tried.
+        // broker now. Should the look-up fail, the last target is tried: the look-up gets
+        // half of the attempt's time, so that a silent DNS server leaves time for it.
         let targets = match srv {
             None => vec![(host.clone(), port)],
             Some((domain, secure, nameserver)) => {
-                match network::srv::lookup(&domain, secure, nameserver, attempt.deadline()) {
+                let now = crate::time::now();
+                let half = attempt.deadline().saturating_duration_since(now) / 2;
+                match network::srv::lookup(&domain, secure, nameserver, now + half) {
                     Ok(found) => found,
                     Err(e) => {
                         self.log(
@@ -286,7 +289,7 @@ impl Client {
         let mut opened = Err(Error::NoConnection);
         let mut reached = (host, port);
         for (target_host, target_port) in targets {
-            if opened.is_err() && crate::time::now() >= attempt.deadline() {
+            if crate::time::now() >= attempt.deadline() {
                 opened = Err(Error::Timeout);
                 break;
             }
