@@ -4,7 +4,7 @@ mod support;
 // The rumqttd harness (tests/support/rumqttd.rs) against the client: connect with MQTT 3.1.1
 // and 5, subscribe, publish and receive at QoS 0/1/2, disconnect cleanly; a broker stopped
 // and started again on the same ports. The full scenario matrix lives elsewhere; what
-// rumqttd does differently from mosquitto is in docs/interop-rumqttd-notes.md.
+// rumqttd does differently from mosquitto is in docs/interop-rumqttd.md.
 
 use mqtt_sync::{Protocol, QoS, ReasonCode};
 use support::broker_client::{finish, sub, tag};

@@ -223,6 +223,39 @@ fn publish_qos2_pubrec_pubrel_pubcomp() {
     info.wait_for_publish(Some(T)).unwrap();
 }
 
+/// A broker that downgrades a QoS 2 publish to QoS 1 answers PUBACK (RabbitMQ's MQTT
+/// plugin before 3.13 does): the flow ends there, as in Paho (on_publish once, no PUBREL),
+/// instead of waiting forever for a PUBREC. A PUBACK after PUBREC is still ignored.
+#[test]
+fn publish_qos2_answered_with_puback_ends_flow() {
+    let broker = ScriptedBroker::bind();
+    let c = v311("q2ack");
+    let ev = hook(&c);
+    let mut conn = start(&broker, &c, &ev, 60);
+    let info = c.publish("t/2", "x", QoS::ExactlyOnce, false).unwrap();
+    let mid = info.mid();
+    conn.expect_packet(&s::publish("t/2", b"x", 2, mid, false, false), T);
+    conn.send(&s::puback(mid));
+    assert_eq!(ev.wait(T), Ev::Publish { mid, rc: 0 });
+    info.wait_for_publish(Some(T)).unwrap();
+    conn.expect_silence(QUIET);
+
+    let info = c.publish("t/2", "y", QoS::ExactlyOnce, false).unwrap();
+    let mid = info.mid();
+    conn.expect_packet(&s::publish("t/2", b"y", 2, mid, false, false), T);
+    conn.send(&s::pubrec(mid));
+    conn.expect_packet(&s::pubrel(mid), T);
+    conn.send(&s::puback(mid));
+    ev.assert_none_within(Duration::from_millis(100));
+    assert!(
+        !info.is_published(),
+        "a PUBACK after PUBREC does not end the flow"
+    );
+    conn.send(&s::pubcomp(mid));
+    assert_eq!(ev.wait(T), Ev::Publish { mid, rc: 0 });
+    assert!(info.is_published());
+}
+
 #[test]
 fn publish_qos0_gets_mid_and_on_publish() {
     let broker = ScriptedBroker::bind();

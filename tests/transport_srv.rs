@@ -13,7 +13,8 @@ mod support;
 
 use std::net::TcpListener;
 
-use mqtt_sync::{Client, Error, ReasonCode, Transport};
+use mqtt_sync::{Client, Error, Protocol, QoS, ReasonCode, Transport};
+use support::broker_client::{client, finish, sub, trace_if_asked, Probe};
 use support::dns::{Dnsmasq, Srv};
 use support::{Mosquitto, T};
 
@@ -79,6 +80,88 @@ fn srv_connects_to_the_highest_priority_target() {
         assert_eq!(accepted(&first, &id), 1, "{}", first.log());
         assert_eq!(accepted(&second, &id), 0, "{}", second.log());
     }
+}
+
+/// After `connect_srv`, reconnects look the SRV records up again: dnsmasq is restarted on
+/// the same address with a record naming another broker, the first broker stops, and the
+/// client (loop_start, reconnect on) reconnects by itself to the new target, not to the
+/// first answer.
+#[test]
+fn srv_reconnect_follows_a_changed_answer() {
+    let mut first = Mosquitto::start();
+    let second = Mosquitto::start();
+    let domains = ["moved.test"];
+    let record = |port| [Srv::new("_mqtt._tcp.moved.test", "localhost", port, 10, 0)];
+    let mut dns = Dnsmasq::start(&record(first.port()), &domains);
+    let id = "srv-moved";
+    let c = client(Protocol::V311, id); // reconnects, 50..500 ms backoff
+    let p = Probe::attach(&c);
+    trace_if_asked(&c, id);
+    c.srv_nameserver_set(Some(dns.addr())).unwrap();
+    c.connect_srv("moved.test", 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    assert_eq!(c.port(), first.port());
+
+    let nameserver = dns.addr();
+    dns.restart_with(&record(second.port()), &domains);
+    assert_eq!(dns.addr(), nameserver, "same address, new answer");
+    first.stop();
+    let (_, rc) = p.disc.wait(T);
+    assert!(rc.is_failure());
+    let (_, rc, _) = p.conn.wait(T);
+    assert_eq!(
+        rc,
+        ReasonCode::SUCCESS,
+        "reconnected\n--- dnsmasq ---\n{}",
+        dns.log()
+    );
+    assert_eq!(c.port(), second.port(), "host()/port() name the new target");
+    assert_eq!(c.host(), "localhost");
+    assert_eq!(accepted(&second, id), 1, "{}", second.log());
+    assert!(
+        dns.log().contains("_mqtt._tcp.moved.test"),
+        "the reconnect asked the new dnsmasq:\n{}",
+        dns.log()
+    );
+    sub(&c, &p, "srv/moved", QoS::AtLeastOnce);
+    c.publish("srv/moved", "after the move", QoS::AtLeastOnce, false)
+        .unwrap();
+    assert_eq!(p.msg().payload(), b"after the move");
+    finish(&c);
+}
+
+/// A reconnect whose SRV look-up fails (the DNS server is gone) tries the last target.
+#[test]
+fn srv_reconnect_without_dns_uses_the_last_target() {
+    let mut broker = Mosquitto::start();
+    let dns = Dnsmasq::start(
+        &[Srv::new(
+            "_mqtt._tcp.nodns.test",
+            "localhost",
+            broker.port(),
+            10,
+            0,
+        )],
+        &["nodns.test"],
+    );
+    let id = "srv-nodns";
+    let c = client(Protocol::V311, id);
+    let p = Probe::attach(&c);
+    trace_if_asked(&c, id);
+    c.srv_nameserver_set(Some(dns.addr())).unwrap();
+    c.connect_srv("nodns.test", 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    drop(dns);
+    broker.restart();
+    let (_, rc) = p.disc.wait(T);
+    assert!(rc.is_failure());
+    let (_, rc, _) = p.conn.wait(T);
+    assert_eq!(rc, ReasonCode::SUCCESS, "reconnected to the last target");
+    assert_eq!(c.port(), broker.port());
+    assert_eq!(accepted(&broker, id), 2, "{}", broker.log());
+    finish(&c);
 }
 
 #[test]

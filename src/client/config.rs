@@ -44,6 +44,8 @@ pub(super) struct Options {
     pub max_outgoing_bytes: usize,
     pub bridge: bool,
     pub srv_nameserver: Option<SocketAddr>,
+    /// The domain of `connect_srv`, looked up again at every attempt (None otherwise).
+    pub srv_domain: Option<String>,
     /// In-flight window for QoS 1/2 (0 = unlimited).
     pub max_inflight: u16,
     /// Stored outgoing QoS 1/2 messages (0 = unlimited).
@@ -139,6 +141,7 @@ impl Options {
             max_outgoing_bytes: 1024 * 1024,
             bridge: false,
             srv_nameserver: None,
+            srv_domain: None,
             max_inflight: 20,
             max_queued: 0,
             max_incoming_packet: DEFAULT_MAX_INCOMING_PACKET,

@@ -51,6 +51,7 @@ impl Client {
         }
         let opts = &mut st.opts;
         opts.servers.clear();
+        opts.srv_domain = None;
         opts.transport = opts.base_transport;
         opts.host = Some(o.host);
         opts.port = o.port;
@@ -75,6 +76,9 @@ impl Client {
     /// or `_secure-mqtt._tcp.<domain>` with TLS configured), trying the targets in RFC 2782
     /// order — by priority, then weighted random within a priority — until one connects.
     /// The connect timeout bounds the whole call: the look-up and every target tried.
+    /// Every later attempt (the loop's reconnects, `reconnect()`) looks the records up
+    /// again, so a changed answer is followed; if that look-up fails, the last target is
+    /// tried. A later `connect`/`connect_servers` forgets the domain.
     /// Needs the `srv` feature (opt-in); without it, `Err(NotSupported)`.
     pub fn connect_srv(&self, domain: &str, keepalive: u16) -> Result<()> {
         if domain.is_empty() {
@@ -93,7 +97,11 @@ impl Client {
                 break;
             }
             match self.try_target(&host, port, keepalive, Some(deadline), "SRV target", |_| {}) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // Reconnects look the records up again (open_connection).
+                    self.inner.lock().opts.srv_domain = Some(domain.to_string());
+                    return Ok(());
+                }
                 Err(e) => last = e,
             }
         }
@@ -236,13 +244,17 @@ impl Client {
         };
         let slot = self.inner.callbacks().on_pre_connect.clone();
         call_slot(&self.inner, self, "on_pre_connect", &slot, |f| f(self));
-        let (host, port, transport, bind_address, bind_port, net, max_packet) = {
+        let (host, port, transport, bind_address, bind_port, net, max_packet, srv) = {
             let st = self.inner.lock();
             let (Link::Opening { .. }, Some(host)) = (&st.link, st.opts.host.clone()) else {
                 attempt.cancel();
                 return Err(Error::state("disconnect() was called while connecting"));
             };
             let o = &st.opts;
+            let srv = o
+                .srv_domain
+                .clone()
+                .map(|d| (d, o.net.tls.is_some(), o.srv_nameserver));
             (
                 host,
                 o.port,
@@ -251,28 +263,64 @@ impl Client {
                 o.bind_port,
                 o.net.clone(),
                 o.max_incoming_packet,
+                srv,
             )
         };
-        self.log(LogLevel::Debug, &format!("Connecting to {host}:{port}"));
-        let opened = network::open(&network::ConnectParams {
-            host: &host,
-            port,
-            transport,
-            bind_address: bind_address.as_deref(),
-            bind_port,
-            attempt: &attempt,
-            config: &net,
-            max_packet,
-        });
+        // After connect_srv, every attempt asks DNS again: the records may name another
+        // broker now. Should the look-up fail, the last target is tried: the look-up gets
+        // half of the attempt's time, so that a silent DNS server leaves time for it.
+        let targets = match srv {
+            None => vec![(host.clone(), port)],
+            Some((domain, secure, nameserver)) => {
+                let now = crate::time::now();
+                let half = attempt.deadline().saturating_duration_since(now) / 2;
+                match network::srv::lookup(&domain, secure, nameserver, now + half) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        self.log(
+                            LogLevel::Warning,
+                            &format!("SRV look-up of {domain} failed ({e}); trying {host}:{port}"),
+                        );
+                        vec![(host.clone(), port)]
+                    }
+                }
+            }
+        };
+        let mut opened = Err(Error::NoConnection);
+        let mut reached = (host, port);
+        for (target_host, target_port) in targets {
+            if crate::time::now() >= attempt.deadline() {
+                opened = Err(Error::Timeout);
+                break;
+            }
+            self.log(
+                LogLevel::Debug,
+                &format!("Connecting to {target_host}:{target_port}"),
+            );
+            opened = network::open(&network::ConnectParams {
+                host: &target_host,
+                port: target_port,
+                transport,
+                bind_address: bind_address.as_deref(),
+                bind_port,
+                attempt: &attempt,
+                config: &net,
+                max_packet,
+            });
+            reached = (target_host, target_port);
+            match &opened {
+                Ok(_) => break,
+                Err(e) => self.log(
+                    LogLevel::Warning,
+                    &format!("Connecting to {}:{} failed: {e}", reached.0, reached.1),
+                ),
+            }
+        }
         let mut st = self.inner.lock();
         let still_wanted = matches!(&st.link, Link::Opening { attempt: a, .. } if a.same(&attempt));
         let stream = match opened {
             Ok(s) => s,
             Err(e) => {
-                st.log(
-                    LogLevel::Warning,
-                    format!("Connecting to {host}:{port} failed: {e}"),
-                );
                 if still_wanted {
                     st.link = Link::Waiting(Retry::Manual);
                 }
@@ -282,6 +330,9 @@ impl Client {
         if !still_wanted {
             return Err(Error::state("disconnect() was called while connecting"));
         }
+        // host() and port() tell the target reached (an SRV answer may have changed it).
+        st.opts.host = Some(reached.0);
+        st.opts.port = reached.1;
         self.install(&mut st, stream, attempt.deadline())
     }
 

@@ -278,6 +278,8 @@ impl State {
         );
         self.opts.host = Some(host);
         self.opts.port = port;
+        // The broker named another server: SRV records are not looked up again over it.
+        self.opts.srv_domain = None;
     }
 
     /// The receive channel is full: the loop stops reading until it is not.

@@ -98,6 +98,24 @@ impl Session {
                         self.complete_outgoing(i, a.reason, a.properties);
                         self.pump();
                     }
+                    // A broker that downgrades QoS 2 publishes to QoS 1 answers them with
+                    // PUBACK (RabbitMQ's MQTT plugin before 3.13 does). Paho ends the flow
+                    // at that PUBACK; waiting for a PUBREC that never comes would keep the
+                    // message in flight forever (and re-send it at every reconnect).
+                    Some(i)
+                        if self.outgoing[i].qos == QoS::ExactlyOnce
+                            && self.outgoing[i].stage == Stage::Publish =>
+                    {
+                        self.log(LogLevel::Warning, || {
+                            format!(
+                                "PUBACK for the QoS 2 message {}: the broker took it at QoS 1; \
+                                 its flow ends here",
+                                a.pkid
+                            )
+                        });
+                        self.complete_outgoing(i, a.reason, a.properties);
+                        self.pump();
+                    }
                     _ => self.log(LogLevel::Warning, || {
                         format!("PUBACK for unknown mid {} ignored", a.pkid)
                     }),

@@ -86,7 +86,37 @@ impl Dnsmasq {
 
     fn try_start(records: &[Srv], local_domains: &[&str]) -> Result<Dnsmasq, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_udp_tcp_port();
+        Dnsmasq::try_start_in(dir, free_udp_tcp_port(), records, local_domains)
+    }
+
+    /// Stops this dnsmasq and starts a new one on the same address with other records (a
+    /// changed DNS answer for clients that keep the nameserver's address).
+    pub fn restart_with(&mut self, records: &[Srv], local_domains: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.addr.port();
+        let mut last = String::new();
+        for attempt in 0..10u64 {
+            let dir = tempfile::tempdir().expect("temp dir for dnsmasq");
+            match Dnsmasq::try_start_in(dir, port, records, local_domains) {
+                Ok(new) => {
+                    *self = new;
+                    return;
+                }
+                // The port may still be held for a moment (or taken by someone else).
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(50 * (attempt + 1)));
+        }
+        panic!("dnsmasq did not start again on port {port}: {last}");
+    }
+
+    fn try_start_in(
+        dir: tempfile::TempDir,
+        port: u16,
+        records: &[Srv],
+        local_domains: &[&str],
+    ) -> Result<Dnsmasq, String> {
         let log = dir.path().join("dnsmasq.log");
         let mut cmd = Command::new("dnsmasq");
         cmd.arg("--no-daemon")

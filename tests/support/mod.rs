@@ -14,6 +14,8 @@
 //! - [`certs`]: a throw-away CA, server and client certificates made with the openssl CLI.
 //! - [`auth_plugin`]: a mosquitto with the SCRAM-SHA-256 enhanced-authentication plugin of
 //!   `tests/plugins/scram_auth.c`, compiled at test time.
+//! - [`interop`]: the client-level interop scenarios, one function each, run against
+//!   mosquitto, rumqttd and RabbitMQ by the `interop_*` files (`interop_tests!`).
 //! - [`rabbitmq`]: a real two-node RabbitMQ cluster (MQTT plugin) on loopback, for failover
 //!   tests; opt-in, see `tests/rabbitmq_cluster_selftest.rs`.
 //!
@@ -43,6 +45,8 @@ pub mod certs;
 pub mod corpus;
 pub mod dns;
 pub mod drip;
+#[macro_use]
+pub mod interop;
 pub mod mosquitto;
 pub mod proxies;
 pub mod rabbitmq;

@@ -12,7 +12,7 @@
 //!
 //! rumqttd speaks one protocol per listener: MQTT 3.1.1 on the `v4` listener, MQTT 5 on the
 //! `v5` one ([`Rumqttd::port`] picks by protocol). It has no MQTT 3.1 and keeps nothing on
-//! disk: see `docs/interop-rumqttd-notes.md` for what else differs from mosquitto.
+//! disk: see `docs/interop-rumqttd.md` for what else differs from mosquitto.
 //!
 //! The broker binary is `mqtt-sync-rumqttd`, the workspace member `interop/rumqttd` (a thin
 //! `main` around rumqttd's `Router` and `Server`). The first [`RumqttdBuilder::start`] of a
