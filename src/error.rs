@@ -43,80 +43,191 @@ pub const MQTT_ERR_KEEPALIVE: i32 = 16;
 ///
 /// `Error::code()` gives Paho's `MQTT_ERR_*` number so ported code that compares return
 /// codes keeps working.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// A bad argument (Python raises `ValueError`). A programmer error: fix the call.
-    #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The call is not allowed in the client's current state (for example a setter that is
     /// locked while connected, or a blocking wait on the network thread).
-    #[error("invalid state: {0}")]
     InvalidState(String),
     /// The client is not connected; connect first (QoS 1/2 publishes are queued instead).
-    #[error("the client is not connected to a broker; call connect() and run a loop first")]
     NoConnection,
     /// The broker broke the protocol, or sent a malformed packet; the connection is closed.
-    #[error(
-        "protocol error: {0} (the connection was closed; check that the port speaks MQTT and the \
-         protocol version the client uses)"
-    )]
     Protocol(String),
     /// The broker refused the connection with this reason code.
-    #[error("connection refused by the broker: {} ({rc})", connack_string(.0.value()), rc = .0)]
     ConnectionRefused(ReasonCode),
     /// The connection to the broker was lost.
-    #[error(
-        "the connection to the broker was lost; the loop reconnects if it runs with reconnect on"
-    )]
     ConnectionLost,
     /// A TLS set-up or handshake error.
-    #[error(
-        "TLS error: {0} (check the CA file, that the certificate is for the host name you \
-         connect to, and that the port speaks TLS)"
-    )]
-    Tls(String),
+    Tls(Detail),
     /// A packet would exceed a size limit (MQTT's 268435455 bytes, or the broker's maximum
     /// packet size).
-    #[error("payload or packet too large: {0}")]
     PayloadSize(String),
     /// The feature or option is not supported by this build or by the broker.
-    #[error("not supported: {0}")]
     NotSupported(String),
     /// The broker refused a message (PUBACK/PUBREC with a failure reason code).
-    #[error("the broker refused the message: {0}")]
     PublishRefused(ReasonCode),
     /// `max_queued_messages_set` is reached; the message was not queued.
-    #[error(
-        "the outgoing message queue is full (max_queued_messages); retry later or raise the limit"
-    )]
     QueueSize,
     /// The broker did not answer PINGREQ within the keepalive.
-    #[error(
-        "the broker did not answer PINGREQ within the keepalive; the connection is considered lost"
-    )]
     Keepalive,
     /// An operating-system I/O error.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A wait ran out of time.
-    #[error(
-        "timed out waiting (for a connect: is the broker reachable and answering? \
-         connect_timeout_set gives it longer)"
-    )]
     Timeout,
     /// A name lookup failed (host name or DNS SRV).
-    #[error(
-        "DNS lookup failed: {0} (check the host name; for connect_srv the domain's SRV records \
-         and srv_nameserver_set)"
-    )]
-    Dns(String),
+    Dns(Detail),
     /// A WebSocket handshake or framing error.
-    #[error("WebSocket error: {0}")]
-    WebSocket(String),
+    WebSocket(Detail),
     /// A proxy refused or failed the tunnel.
-    #[error("proxy error: {0}")]
-    Proxy(String),
+    Proxy(Detail),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::InvalidArgument(a) => write!(f, "invalid argument: {a}"),
+            Error::InvalidState(a) => write!(f, "invalid state: {a}"),
+            Error::NoConnection => write!(f, "the client is not connected to a broker; call connect() and run a loop first"),
+            Error::Protocol(a) => write!(f, "protocol error: {a} (the connection was closed; check that the port speaks MQTT and the \
+         protocol version the client uses)"),
+            Error::ConnectionRefused(rc) => write!(f, "connection refused by the broker: {} ({rc})", connack_string(rc.value())),
+            Error::ConnectionLost => write!(f, "the connection to the broker was lost; the loop reconnects if it runs with reconnect on"),
+            Error::Tls(a) => write!(f, "TLS error: {a} (check the CA file, that the certificate is for the host name you \
+         connect to, and that the port speaks TLS)"),
+            Error::PayloadSize(a) => write!(f, "payload or packet too large: {a}"),
+            Error::NotSupported(a) => write!(f, "not supported: {a}"),
+            Error::PublishRefused(a) => write!(f, "the broker refused the message: {a}"),
+            Error::QueueSize => write!(f, "the outgoing message queue is full (max_queued_messages); retry later or raise the limit"),
+            Error::Keepalive => write!(f, "the broker did not answer PINGREQ within the keepalive; the connection is considered lost"),
+            Error::Io(a) => write!(f, "I/O error: {a}"),
+            Error::Timeout => write!(f, "timed out waiting (for a connect: is the broker reachable and answering? \
+         connect_timeout_set gives it longer)"),
+            Error::Dns(a) => write!(f, "DNS lookup failed: {a} (check the host name; for connect_srv the domain's SRV records \
+         and srv_nameserver_set)"),
+            Error::WebSocket(a) => write!(f, "WebSocket error: {a}"),
+            Error::Proxy(a) => write!(f, "proxy error: {a}"),
+        }
+    }
+}
+
+/// The error's cause, for error chains (`anyhow`, `eyre`, `Error::source`): the I/O error of
+/// `Io`, and the underlying error of a `Tls`, `Dns`, `WebSocket` or `Proxy` error when there
+/// was one (a TLS library error, a resolver error, a socket error). Messages already include
+/// the cause's text; the chain keeps it as a value.
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Tls(d) | Error::Dns(d) | Error::WebSocket(d) | Error::Proxy(d) => d.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e)
+    }
+}
+
+/// The payload of the `Tls`, `Dns`, `WebSocket` and `Proxy` errors: the message (what
+/// `Display` shows; `Detail` derefs to it and compares equal to strings) and, when there was
+/// one, the error that caused it, which [`Error`]'s `source()` returns.
+#[derive(Clone)]
+pub struct Detail {
+    message: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Detail {
+    /// A message without an underlying error.
+    pub fn new(message: impl Into<String>) -> Detail {
+        Detail {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A message and the error that caused it.
+    pub fn caused(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Detail {
+        Detail {
+            message: message.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The underlying error, if any.
+    pub fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.source {
+            Some(e) => Some(&**e as &(dyn std::error::Error + 'static)),
+            None => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::fmt::Debug for Detail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl std::ops::Deref for Detail {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl AsRef<str> for Detail {
+    fn as_ref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for Detail {
+    fn from(message: String) -> Detail {
+        Detail::new(message)
+    }
+}
+
+impl From<&str> for Detail {
+    fn from(message: &str) -> Detail {
+        Detail::new(message)
+    }
+}
+
+impl PartialEq<str> for Detail {
+    fn eq(&self, other: &str) -> bool {
+        self.message == other
+    }
+}
+
+impl PartialEq<&str> for Detail {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
+impl PartialEq<String> for Detail {
+    fn eq(&self, other: &String) -> bool {
+        &self.message == other
+    }
 }
 
 impl Error {

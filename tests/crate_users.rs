@@ -90,3 +90,47 @@ fn error_messages_say_what_to_do_next() {
         "{d}"
     );
 }
+
+/// Errors keep their cause as `source()` (for `anyhow` / `eyre` chains), while the message
+/// still says it all: a CA file that cannot be read is a `Tls` error whose source is the
+/// `io::Error`.
+#[cfg(feature = "tls")]
+#[test]
+fn errors_keep_their_cause_as_source() {
+    let c = Client::new("chain");
+    let missing = std::path::Path::new("/nonexistent/mqtt-sync/ca.pem");
+    let e = c
+        .tls_set(Some(missing), None, None)
+        .expect_err("a missing CA file is refused");
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with("TLS error: cannot read") && msg.contains("ca.pem"),
+        "{msg}"
+    );
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no io::Error source in {e:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    // A CA file that is not PEM: the TLS library's error is the source.
+    let bad = std::env::temp_dir().join(format!("mqtt-sync-bad-ca-{}.pem", std::process::id()));
+    std::fs::write(
+        &bad,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let e = c
+        .tls_set(Some(&bad), None, None)
+        .expect_err("garbage CA refused");
+    let _ = std::fs::remove_file(&bad);
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    let src = e.source().unwrap_or_else(|| panic!("no source in {e:?}"));
+    assert!(
+        e.to_string().contains(&src.to_string()),
+        "the message includes its cause: {e} / {src}"
+    );
+    // An error without a cause has none.
+    assert!(Error::Tls("x".into()).source().is_none());
+    assert!(Error::Timeout.source().is_none());
+}

@@ -50,7 +50,7 @@ fn refused(id: &str, spec: &ProxySpec, host: &str, port: u16) -> String {
     match p.client.connect(host, port, 60) {
         Err(Error::Proxy(m)) => {
             assert!(!p.client.is_connected());
-            m
+            m.to_string()
         }
         Err(e) => panic!("expected Err(Proxy(..)), got {e:?}"),
         Ok(()) => panic!("connection through {spec:?} accepted, expected a refusal"),

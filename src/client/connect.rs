@@ -90,7 +90,7 @@ impl Client {
             (st.opts.net.tls.is_some(), st.opts.srv_nameserver, deadline)
         };
         let candidates = network::srv::lookup(domain, secure, nameserver, deadline)?;
-        let mut last = Error::Dns(format!("no usable SRV target for {domain}"));
+        let mut last = Error::Dns(format!("no usable SRV target for {domain}").into());
         for (host, port) in candidates {
             if crate::time::now() >= deadline {
                 last = Error::Timeout;

@@ -3,6 +3,7 @@
 //! Both tunnels are set up in blocking mode before the deadline; what comes back is a plain
 //! TCP stream to the broker, on which `open()` layers TLS and WebSockets as usual.
 
+use crate::error::Detail;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::time::Instant;
@@ -302,10 +303,13 @@ pub(crate) fn connect_via(
 ) -> Result<TcpStream> {
     let mut s = connect_blocking(&proxy.addr, proxy.port, p, deadline).map_err(|e| match e {
         Error::Timeout => Error::Timeout,
-        other => Error::Proxy(format!(
-            "cannot connect to the proxy {}:{}: {other}",
-            proxy.addr, proxy.port
-        )),
+        other => Error::Proxy(
+            format!(
+                "cannot connect to the proxy {}:{}: {other}",
+                proxy.addr, proxy.port
+            )
+            .into(),
+        ),
     })?;
     set_deadline(&s, deadline)?;
     let host = p.host.trim_start_matches('[').trim_end_matches(']');
@@ -341,9 +345,9 @@ fn proxy_io(what: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
         Error::Timeout => Error::Timeout,
         Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Error::Proxy(format!("the proxy closed the connection during {what}"))
+            Error::Proxy(format!("the proxy closed the connection during {what}").into())
         }
-        other => Error::Proxy(format!("{what}: {other}")),
+        other => Error::Proxy(Detail::caused(format!("{what}: {other}"), other)),
     }
 }
 
@@ -360,10 +364,9 @@ pub(crate) fn socks5<S: Read + Write>(
     let mut rep = [0u8; 2];
     read_exact_by(s, &mut rep).map_err(proxy_io("the SOCKS5 greeting"))?;
     if rep[0] != 5 {
-        return Err(Error::Proxy(format!(
-            "not a SOCKS5 proxy (version byte {})",
-            rep[0]
-        )));
+        return Err(Error::Proxy(
+            format!("not a SOCKS5 proxy (version byte {})", rep[0]).into(),
+        ));
     }
     match rep[1] {
         0 => {}
@@ -385,10 +388,13 @@ pub(crate) fn socks5<S: Read + Write>(
             let mut st = [0u8; 2];
             read_exact_by(s, &mut st).map_err(proxy_io("SOCKS5 authentication"))?;
             if st[1] != 0 {
-                return Err(Error::Proxy(format!(
-                    "the SOCKS5 proxy refused the user name or password (status {})",
-                    st[1]
-                )));
+                return Err(Error::Proxy(
+                    format!(
+                        "the SOCKS5 proxy refused the user name or password (status {})",
+                        st[1]
+                    )
+                    .into(),
+                ));
             }
         }
         0xFF => {
@@ -400,9 +406,9 @@ pub(crate) fn socks5<S: Read + Write>(
             }))
         }
         m => {
-            return Err(Error::Proxy(format!(
-                "the SOCKS5 proxy chose an unknown method {m}"
-            )))
+            return Err(Error::Proxy(
+                format!("the SOCKS5 proxy chose an unknown method {m}").into(),
+            ))
         }
     }
 
@@ -434,17 +440,19 @@ pub(crate) fn socks5<S: Read + Write>(
     let mut head = [0u8; 4];
     read_exact_by(s, &mut head).map_err(proxy_io("the SOCKS5 CONNECT reply"))?;
     if head[0] != 5 {
-        return Err(Error::Proxy(format!(
-            "bad SOCKS5 reply (version byte {})",
-            head[0]
-        )));
+        return Err(Error::Proxy(
+            format!("bad SOCKS5 reply (version byte {})", head[0]).into(),
+        ));
     }
     if head[1] != 0 {
-        return Err(Error::Proxy(format!(
-            "the SOCKS5 proxy could not connect to {host}:{port}: {} (reply {})",
-            socks5_reply(head[1]),
-            head[1]
-        )));
+        return Err(Error::Proxy(
+            format!(
+                "the SOCKS5 proxy could not connect to {host}:{port}: {} (reply {})",
+                socks5_reply(head[1]),
+                head[1]
+            )
+            .into(),
+        ));
     }
     // Skip BND.ADDR and BND.PORT.
     let addr_len = match head[3] {
@@ -455,7 +463,11 @@ pub(crate) fn socks5<S: Read + Write>(
             read_exact_by(s, &mut l).map_err(proxy_io("the SOCKS5 CONNECT reply"))?;
             l[0] as usize
         }
-        t => return Err(Error::Proxy(format!("bad SOCKS5 reply address type {t}"))),
+        t => {
+            return Err(Error::Proxy(
+                format!("bad SOCKS5 reply address type {t}").into(),
+            ))
+        }
     };
     let mut rest = vec![0u8; addr_len + 2];
     read_exact_by(s, &mut rest).map_err(proxy_io("the SOCKS5 CONNECT reply"))?;
@@ -520,19 +532,21 @@ pub(crate) fn http_connect<S: Read + Write>(
     let code = parts.next().and_then(|c| c.parse::<u16>().ok());
     match code {
         Some(c) if version.starts_with("HTTP/") && (200..300).contains(&c) => Ok(()),
-        Some(c) if version.starts_with("HTTP/") => Err(Error::Proxy(format!(
-            "the HTTP proxy refused CONNECT {authority}: {}{}",
-            status_line.trim(),
-            if c == 407 || c == 401 {
-                " (check ProxyOptions::username and password)"
-            } else {
-                ""
-            }
-        ))),
-        _ => Err(Error::Proxy(format!(
-            "not an HTTP proxy response: {:?}",
-            status_line.trim()
-        ))),
+        Some(c) if version.starts_with("HTTP/") => Err(Error::Proxy(
+            format!(
+                "the HTTP proxy refused CONNECT {authority}: {}{}",
+                status_line.trim(),
+                if c == 407 || c == 401 {
+                    " (check ProxyOptions::username and password)"
+                } else {
+                    ""
+                }
+            )
+            .into(),
+        )),
+        _ => Err(Error::Proxy(
+            format!("not an HTTP proxy response: {:?}", status_line.trim()).into(),
+        )),
     }
 }
 

@@ -63,10 +63,13 @@ pub(crate) fn lookup(
     let mut rng = XorShift::from_time();
     let ordered = order(records, &mut || rng.next());
     if ordered.is_empty() {
-        return Err(Error::Dns(format!(
-            "{}: the service is not available (SRV target \".\")",
-            service_name(domain, secure)
-        )));
+        return Err(Error::Dns(
+            format!(
+                "{}: the service is not available (SRV target \".\")",
+                service_name(domain, secure)
+            )
+            .into(),
+        ));
     }
     Ok(ordered)
 }
@@ -91,9 +94,14 @@ pub(crate) fn query(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Dns(format!("cannot start the resolver: {e}")))?;
+        .map_err(|e| {
+            Error::Dns(crate::error::Detail::caused(
+                format!("cannot start the resolver: {e}"),
+                e,
+            ))
+        })?;
     let dns_err =
-        |e: &dyn std::fmt::Display| Error::Dns(format!("SRV look-up of {name} failed: {e}"));
+        |e: &dyn std::fmt::Display| Error::Dns(format!("SRV look-up of {name} failed: {e}").into());
     let result = rt.block_on(async {
         let mut builder = match nameserver {
             Some(ns) => {
@@ -138,7 +146,7 @@ pub(crate) fn query(
     });
     let records = result?;
     if records.is_empty() {
-        return Err(Error::Dns(format!("no SRV record for {name}")));
+        return Err(Error::Dns(format!("no SRV record for {name}").into()));
     }
     Ok(records)
 }

@@ -1,5 +1,6 @@
 //! TCP (socket2) and Unix-socket connection set-up.
 
+use crate::error::Detail;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -64,10 +65,15 @@ pub(crate) fn resolve(attempt: &Attempt, host: &str, port: u16) -> Result<Vec<So
 fn resolve_now(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| Error::Dns(format!("cannot resolve {host}:{port}: {e}")))?
+        .map_err(|e| {
+            Error::Dns(Detail::caused(
+                format!("cannot resolve {host}:{port}: {e}"),
+                e,
+            ))
+        })?
         .collect();
     if addrs.is_empty() {
-        return Err(Error::Dns(format!("{host} has no address")));
+        return Err(Error::Dns(format!("{host} has no address").into()));
     }
     Ok(addrs)
 }

@@ -9,6 +9,7 @@
 //! Without the `tls` feature the option types still exist and `from_options` still validates
 //! its arguments, but connecting with TLS returns `Error::NotSupported`.
 
+use crate::error::Detail;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -140,9 +141,9 @@ impl TlsSettings {
             .flatten()
         {
             if !p.is_file() {
-                return Err(Error::Tls(format!(
-                    "cannot read {}: no such file",
-                    p.display()
+                return Err(Error::Tls(Detail::caused(
+                    format!("cannot read {}: no such file", p.display()),
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
                 )));
             }
         }
@@ -232,13 +233,17 @@ impl TlsSettings {
             b.request_alpns(&alpns);
         }
         b.build()
-            .map_err(|e| Error::Tls(format!("cannot set up TLS: {e}")))
+            .map_err(|e| Error::Tls(Detail::caused(format!("cannot set up TLS: {e}"), e)))
     }
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", path.display())))
+    std::fs::read(path).map_err(|e| {
+        Error::Tls(Detail::caused(
+            format!("cannot read {what} {}: {e}", path.display()),
+            e,
+        ))
+    })
 }
 
 /// The PEM blocks of `pem` whose label satisfies `keep`, re-assembled as PEM text.
@@ -302,13 +307,16 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
     let mut roots = Vec::new();
     if let Some(ca) = &o.ca_certs {
         let pem = read_file(ca, "CA file")?;
-        roots = native_tls::Certificate::stack_from_pem(&pem)
-            .map_err(|e| Error::Tls(format!("cannot parse CA file {}: {e}", ca.display())))?;
+        roots = native_tls::Certificate::stack_from_pem(&pem).map_err(|e| {
+            Error::Tls(Detail::caused(
+                format!("cannot parse CA file {}: {e}", ca.display()),
+                e,
+            ))
+        })?;
         if roots.is_empty() {
-            return Err(Error::Tls(format!(
-                "CA file {} holds no PEM certificate",
-                ca.display()
-            )));
+            return Err(Error::Tls(
+                format!("CA file {} holds no PEM certificate", ca.display()).into(),
+            ));
         }
     }
     let mut identity = None;
@@ -319,10 +327,9 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
             l == "CERTIFICATE" || l == "TRUSTED CERTIFICATE"
         });
         if certs.is_empty() {
-            return Err(Error::Tls(format!(
-                "certfile {} holds no PEM certificate",
-                certfile.display()
-            )));
+            return Err(Error::Tls(
+                format!("certfile {} holds no PEM certificate", certfile.display()).into(),
+            ));
         }
         let (key_text, key_path) = match &o.keyfile {
             Some(k) => (
@@ -342,11 +349,14 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
         check_key_matches(certs.as_bytes(), &pkcs8, certfile, key_path)?;
         identity = Some(
             native_tls::Identity::from_pkcs8(certs.as_bytes(), &pkcs8).map_err(|e| {
-                Error::Tls(format!(
-                    "cannot use client certificate {} with key {}: {e}",
-                    certfile.display(),
-                    key_path.display()
-                ))
+                Error::Tls(
+                    format!(
+                        "cannot use client certificate {} with key {}: {e}",
+                        certfile.display(),
+                        key_path.display()
+                    )
+                    .into(),
+                )
             })?,
         );
     }
@@ -362,18 +372,22 @@ fn check_key_matches(_: &[u8], _: &[u8], _: &Path, _: &Path) -> Result<()> {
 /// OpenSSL would only notice at the handshake that the key is not the certificate's.
 #[cfg(all(feature = "tls", not(target_vendor = "apple")))]
 fn check_key_matches(cert_pem: &[u8], pkcs8: &[u8], certfile: &Path, keyfile: &Path) -> Result<()> {
-    let bad =
-        |e: &dyn std::fmt::Display| Error::Tls(format!("cannot parse {}: {e}", certfile.display()));
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::Tls(format!("cannot parse {}: {e}", certfile.display()).into())
+    };
     let cert = openssl::x509::X509::from_pem(cert_pem).map_err(|e| bad(&e))?;
     let key = openssl::pkey::PKey::private_key_from_pem(pkcs8).map_err(|e| bad(&e))?;
     if cert.public_key().map_err(|e| bad(&e))?.public_eq(&key) {
         Ok(())
     } else {
-        Err(Error::Tls(format!(
-            "the key in {} does not belong to the certificate in {}",
-            keyfile.display(),
-            certfile.display()
-        )))
+        Err(Error::Tls(
+            format!(
+                "the key in {} does not belong to the certificate in {}",
+                keyfile.display(),
+                certfile.display()
+            )
+            .into(),
+        ))
     }
 }
 
@@ -398,10 +412,13 @@ fn to_pkcs8(key_pem: &str, _password: Option<&str>, path: &Path) -> Result<Vec<u
 fn to_pkcs8(key_pem: &str, password: Option<&str>, path: &Path) -> Result<Vec<u8>> {
     let encrypted = key_pem.contains("ENCRYPTED");
     if encrypted && password.is_none() {
-        return Err(Error::Tls(format!(
-            "the key in {} is encrypted: set TlsOptions::keyfile_password",
-            path.display()
-        )));
+        return Err(Error::Tls(
+            format!(
+                "the key in {} is encrypted: set TlsOptions::keyfile_password",
+                path.display()
+            )
+            .into(),
+        ));
     }
     // Always pass a passphrase: with none, OpenSSL would prompt on the terminal.
     let pkey = openssl::pkey::PKey::private_key_from_pem_passphrase(
@@ -410,19 +427,28 @@ fn to_pkcs8(key_pem: &str, password: Option<&str>, path: &Path) -> Result<Vec<u8
     )
     .map_err(|e| {
         if encrypted {
-            Error::Tls(format!(
-                "cannot decrypt the key in {} (wrong keyfile_password?): {e}",
-                path.display()
+            Error::Tls(Detail::caused(
+                format!(
+                    "cannot decrypt the key in {} (wrong keyfile_password?): {e}",
+                    path.display()
+                ),
+                e,
             ))
         } else {
-            Error::Tls(format!("cannot parse the key in {}: {e}", path.display()))
+            Error::Tls(Detail::caused(
+                format!("cannot parse the key in {}: {e}", path.display()),
+                e,
+            ))
         }
     })?;
     pkey.private_key_to_pem_pkcs8().map_err(|e| {
-        Error::Tls(format!(
-            "cannot convert the key in {} to PKCS#8: {e}",
-            path.display()
-        ))
+        Error::Tls(
+            format!(
+                "cannot convert the key in {} to PKCS#8: {e}",
+                path.display()
+            )
+            .into(),
+        )
     })
 }
 
@@ -454,9 +480,9 @@ pub(crate) fn wrap(
     match connector.connect(name, tcp) {
         Ok(s) => Ok(Box::new(TlsStream { inner: s })),
         Err(native_tls::HandshakeError::WouldBlock(_)) => Err(Error::Timeout),
-        Err(native_tls::HandshakeError::Failure(e)) => {
-            Err(Error::Tls(format!("TLS handshake with {host} failed: {e}")))
-        }
+        Err(native_tls::HandshakeError::Failure(e)) => Err(Error::Tls(
+            format!("TLS handshake with {host} failed: {e}").into(),
+        )),
     }
 }
 

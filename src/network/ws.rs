@@ -132,16 +132,20 @@ fn handshake_error(e: tungstenite::Error, url: &str) -> Error {
                 .as_deref()
                 .map(|b| String::from_utf8_lossy(&b[..b.len().min(200)]).into_owned())
                 .unwrap_or_default();
-            Error::WebSocket(format!(
-                "the server refused the WebSocket upgrade at {url}: HTTP {} {}{}{}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or(""),
-                if body.is_empty() { "" } else { ": " },
-                body.trim()
-            ))
+            Error::WebSocket(
+                format!(
+                    "the server refused the WebSocket upgrade at {url}: HTTP {} {}{}{}",
+                    status.as_u16(),
+                    status.canonical_reason().unwrap_or(""),
+                    if body.is_empty() { "" } else { ": " },
+                    body.trim()
+                )
+                .into(),
+            )
         }
         WsError::Protocol(ProtocolError::SecWebSocketSubProtocolError(sub)) => Error::WebSocket(
-            format!("the server at {url} did not accept the WebSocket subprotocol \"mqtt\": {sub}"),
+            format!("the server at {url} did not accept the WebSocket subprotocol \"mqtt\": {sub}")
+                .into(),
         ),
         WsError::Io(io)
             if io.kind() == std::io::ErrorKind::WouldBlock
@@ -150,7 +154,10 @@ fn handshake_error(e: tungstenite::Error, url: &str) -> Error {
             Error::Timeout
         }
         WsError::Io(io) => Error::Io(io),
-        other => Error::WebSocket(format!("WebSocket upgrade at {url} failed: {other}")),
+        other => Error::WebSocket(crate::error::Detail::caused(
+            format!("WebSocket upgrade at {url} failed: {other}"),
+            other,
+        )),
     }
 }
 

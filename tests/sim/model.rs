@@ -124,7 +124,10 @@ impl Model {
         // (never written) gets no on_publish and gives its mid back.
         if let Some(old) = self.outstanding.insert(mid, pid) {
             let (old_qos, lost) = match self.pubs[old].as_ref() {
-                Some(p) => (Some(p.qos), p.qos == QoS::AtMostOnce && !p.info.is_published()),
+                Some(p) => (
+                    Some(p.qos),
+                    p.qos == QoS::AtMostOnce && !p.info.is_published(),
+                ),
                 None => (None, false),
             };
             if !lost {
