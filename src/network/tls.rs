@@ -671,6 +671,43 @@ mod tests {
         assert!(s.insecure);
     }
 
+    /// A backend that was not built is refused at once (the integration tests cover the
+    /// builds with one backend; this covers the lean build too).
+    #[test]
+    fn a_backend_not_built_is_not_supported() {
+        let missing: &[TlsBackend] = match (cfg!(feature = "tls"), cfg!(feature = "rustls")) {
+            (true, true) => &[],
+            (true, false) => &[TlsBackend::Rustls],
+            (false, true) => &[TlsBackend::NativeTls],
+            (false, false) => &[TlsBackend::NativeTls, TlsBackend::Rustls],
+        };
+        for &backend in missing {
+            let o = TlsOptions {
+                backend,
+                ..Default::default()
+            };
+            assert!(
+                matches!(TlsSettings::from_options(o), Err(Error::NotSupported(m)) if m.contains("feature")),
+                "{backend:?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn rustls_without_verification_needs_no_ca() {
+        let o = TlsOptions {
+            cert_reqs: CertReqs::None,
+            tls_version: Some(TlsVersion::Tls10),
+            alpn_protocols: vec!["mqtt".into()],
+            backend: TlsBackend::Rustls,
+            ..Default::default()
+        };
+        let mut s = TlsSettings::from_options(o).unwrap();
+        assert!(matches!(s.source, Source::Options(Loaded::Rustls(_))));
+        s.set_insecure(true).unwrap();
+    }
+
     #[cfg(feature = "tls")]
     #[test]
     fn insecure_on_connector_is_refused() {
