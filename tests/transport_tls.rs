@@ -66,6 +66,19 @@ fn tls_server_auth_only(backend: TlsBackend) {
     p.close();
 }
 
+/// 1 MiB each way at QoS 0, 1 and 2: many TLS records, writes that the socket takes only in
+/// part (the rest waits inside the TLS stream until the socket is writable) and reads that
+/// leave decrypted bytes buffered.
+fn tls_large_payload(backend: TlsBackend) {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let p = tls_probe("tls-large", backend, &c.ca);
+    p.connect_ok("localhost", broker.port_of("tls"));
+    let payload: Vec<u8> = (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect();
+    p.echo("tls/large", &payload);
+    p.close();
+}
+
 fn tls_by_ip_address_san(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
@@ -411,6 +424,7 @@ fn tls_over_a_unix_socket_is_not_supported(backend: TlsBackend) {
 per_tls_backend!(
     tls_server_auth_only,
     tls_by_ip_address_san,
+    tls_large_payload,
     tls_client_certificate_required,
     tls_client_key_formats,
     tls_ciphers_not_supported,
