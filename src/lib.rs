@@ -114,6 +114,10 @@
 //! ## Features
 //!
 //! - `tls` (default): TLS through `native-tls` ([`Client::tls_set`], `tls_set_context`).
+//! - `rustls` (opt-in): TLS through `rustls` with `ring` instead (no OpenSSL; the system's CA
+//!   store through `rustls-native-certs`). With both built, native-tls stays the default and
+//!   [`TlsOptions::backend`] = [`TlsBackend::Rustls`] picks rustls per client. rustls reads
+//!   PKCS#8, PKCS#1 and SEC1 keys but no encrypted key (`Err(NotSupported)`).
 //! - `websockets` (default): MQTT over WebSockets through `tungstenite`
 //!   ([`Transport::WebSockets`], [`Client::ws_set_options`]).
 //! - `srv` (opt-in): [`Client::connect_srv`] through `hickory-resolver`, which brings a
@@ -179,7 +183,7 @@ pub use message::{Message, MessageInfo};
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub use native_tls;
-pub use network::{CertReqs, ProxyOptions, ProxyType, TlsOptions, TlsVersion};
+pub use network::{CertReqs, ProxyOptions, ProxyType, TlsBackend, TlsOptions, TlsVersion};
 pub use options::{Auth, ConnectOptions, Server, Will};
 pub use topic::topic_matches_sub;
 pub use types::{

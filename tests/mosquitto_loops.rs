@@ -505,3 +505,47 @@ fn external_loop(proto: Protocol) {
     );
 }
 per_protocol!(external_loop);
+
+/// The external loop over TLS, once per TLS backend built: loop_read drains the records TLS
+/// has buffered, want_write() stays true while encrypted bytes wait inside the TLS stream.
+#[cfg(any(feature = "tls", feature = "rustls"))]
+fn external_loop_over_tls(backend: mqtt_sync::TlsBackend) {
+    let certs = support::certs::Certs::shared();
+    let broker = Mosquitto::builder()
+        .tls_listener("tls", certs, false)
+        .start();
+    let c = client(Protocol::V311, "ext-tls");
+    let p = Probe::attach(&c);
+    c.tls_set_with(mqtt_sync::TlsOptions {
+        ca_certs: Some(certs.ca.clone()),
+        backend,
+        ..Default::default()
+    })
+    .unwrap();
+    c.connect("localhost", broker.port_of("tls"), 60).unwrap();
+    let mut conn = None;
+    pump_external(&c, "CONNACK over TLS", || {
+        conn = conn.take().or_else(|| p.conn.try_recv());
+        conn.is_some()
+    });
+    assert_eq!(conn.unwrap().1, ReasonCode::SUCCESS);
+    exchange_pumped(&c, &p, "ext/tls", pump_external_dyn);
+
+    let big = vec![0xa5; 4 * 1024 * 1024];
+    let info = c.publish("ext/tls", &big, QoS::AtLeastOnce, false).unwrap();
+    let mut got = None;
+    pump_external(&c, "4 MiB round trip over TLS", || {
+        got = got.take().or_else(|| p.msgs.try_recv());
+        got.is_some() && info.is_published()
+    });
+    assert_eq!(got.unwrap().payload(), &big[..]);
+    assert!(!c.want_write());
+
+    c.disconnect().unwrap();
+    pump_external(&c, "socket closed after disconnect", || {
+        c.socket().is_none()
+    });
+    p.disconnected_cleanly();
+}
+#[cfg(any(feature = "tls", feature = "rustls"))]
+per_tls_backend!(external_loop_over_tls);

@@ -793,14 +793,18 @@ fn a_dripping_http_proxy_cannot_hold_connect() {
 }
 
 /// A TLS server whose handshake drips cannot hold connect() past the connect timeout.
-#[cfg(feature = "tls")]
-#[test]
-fn a_dripping_tls_handshake_cannot_hold_connect() {
+/// Once per TLS backend built (`with_native_tls::`, `with_rustls::`).
+#[cfg(any(feature = "tls", feature = "rustls"))]
+fn a_dripping_tls_handshake_cannot_hold_connect(backend: mqtt_sync::TlsBackend) {
     // A handshake record announcing 16 KiB, then one byte at a time.
     let server = Drip::start(&[0x16, 0x03, 0x03, 0x40, 0x00], 0);
     let c = v311("driptls");
     c.connect_timeout_set(Duration::from_secs(1)).unwrap();
-    c.tls_set(None, None, None).unwrap();
+    c.tls_set_with(mqtt_sync::TlsOptions {
+        backend,
+        ..Default::default()
+    })
+    .unwrap();
     let (r, took) = timed_connect(T, move || c.connect(HOST, server.port, 60));
     assert!(matches!(r, Err(Error::Timeout)), "{r:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
@@ -1160,3 +1164,6 @@ fn a_broker_that_never_reads_is_cut_off_after_the_keepalive() {
     assert!(sent < 256 << 20, "the broker wrote {sent} bytes");
     c.loop_stop().unwrap();
 }
+
+#[cfg(any(feature = "tls", feature = "rustls"))]
+per_tls_backend!(a_dripping_tls_handshake_cannot_hold_connect);

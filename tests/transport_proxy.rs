@@ -162,15 +162,26 @@ fn proxy_refusal_and_invalid_options() {
     }
 }
 
-#[cfg(feature = "tls")]
-#[test]
-fn tls_through_socks5() {
+/// Paho's `tls_set(ca)` with `backend`.
+#[cfg(any(feature = "tls", feature = "rustls"))]
+fn tls_set_ca(client: &mqtt_sync::Client, backend: mqtt_sync::TlsBackend, ca: &std::path::Path) {
+    client
+        .tls_set_with(mqtt_sync::TlsOptions {
+            ca_certs: Some(ca.to_path_buf()),
+            backend,
+            ..Default::default()
+        })
+        .unwrap();
+}
+
+#[cfg(any(feature = "tls", feature = "rustls"))]
+fn tls_through_socks5(backend: mqtt_sync::TlsBackend) {
     let c = support::certs::Certs::shared();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
     let px = Proxy::microsocks(None);
     for rdns in [true, false] {
         let p = via(&format!("tls-socks-{rdns}"), Transport::Tcp, &px.spec, rdns);
-        p.client.tls_set(Some(&c.ca), None, None).unwrap();
+        tls_set_ca(&p.client, backend, &c.ca);
         // The certificate is checked against the broker's name, not the proxy's.
         p.connect_ok("localhost", broker.port_of("tls"));
         p.echo(&format!("tls/socks/{rdns}"), b"tls in socks");
@@ -178,14 +189,13 @@ fn tls_through_socks5() {
     }
 }
 
-#[cfg(feature = "tls")]
-#[test]
-fn tls_through_http_connect() {
+#[cfg(any(feature = "tls", feature = "rustls"))]
+fn tls_through_http_connect(backend: mqtt_sync::TlsBackend) {
     let c = support::certs::Certs::shared();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
     let px = Proxy::tinyproxy(Some(("bob", "pa55")));
     let p = via("tls-http", Transport::Tcp, &px.spec, false);
-    p.client.tls_set(Some(&c.ca), None, None).unwrap();
+    tls_set_ca(&p.client, backend, &c.ca);
     p.connect_ok("localhost", broker.port_of("tls"));
     p.echo("tls/http", b"tls in http connect");
     p.close();
@@ -266,7 +276,8 @@ fn websockets_through_socks5() {
     p.close();
 }
 
-#[cfg(all(feature = "websockets", feature = "tls"))]
+/// With `TlsBackend::Auto` (native-tls when built, else rustls).
+#[cfg(all(feature = "websockets", any(feature = "tls", feature = "rustls")))]
 #[test]
 fn secure_websockets_through_http_proxy() {
     let c = support::certs::Certs::shared();
@@ -281,3 +292,6 @@ fn secure_websockets_through_http_proxy() {
     p.echo("wss/http", b"wss in http connect");
     p.close();
 }
+
+#[cfg(any(feature = "tls", feature = "rustls"))]
+per_tls_backend!(tls_through_socks5, tls_through_http_connect);

@@ -262,7 +262,8 @@ fn srv_weights_spread_the_connections() {
     );
 }
 
-#[cfg(feature = "tls")]
+/// With `TlsBackend::Auto` (native-tls when built, else rustls).
+#[cfg(any(feature = "tls", feature = "rustls"))]
 #[test]
 fn srv_secure_mqtt_checks_the_certificate_against_the_target() {
     use support::certs::Certs;
@@ -375,7 +376,8 @@ fn srv_with_websockets_transport() {
 
 /// The connect timeout bounds the whole of connect_srv: three targets whose TLS handshakes
 /// drip take one timeout together, not one each.
-#[cfg(feature = "tls")]
+/// With `TlsBackend::Auto` (native-tls when built, else rustls).
+#[cfg(any(feature = "tls", feature = "rustls"))]
 #[test]
 fn srv_targets_share_one_deadline() {
     use support::drip::Drip;

@@ -1,18 +1,23 @@
-#![cfg(feature = "tls")]
+#![cfg(any(feature = "tls", feature = "rustls"))]
 //! TLS end to end through the public `Client` API against a real mosquitto on 127.0.0.1:
 //! server authentication, client certificates in every key format, refusals (wrong CA, host
 //! name mismatch, missing client certificate), `tls_insecure_set`, `tls_set_context`.
 //! Each accepted connection subscribes, publishes and receives at QoS 0, 1 and 2 with
 //! `loop_start()` and callbacks.
 //!
+//! Every test taking a `TlsBackend` runs once per backend built (`per_tls_backend!` at the
+//! end: `with_native_tls::*`, `with_rustls::*`).
+//!
 //! Ported from the stream-level scratch harness (net-harness `tests/transports.rs`).
 
 mod support;
 
 use std::io::ErrorKind;
+use std::path::Path;
 
+#[cfg(feature = "tls")]
 use mqtt_sync::native_tls;
-use mqtt_sync::{CertReqs, Client, Error, TlsOptions, Transport};
+use mqtt_sync::{CertReqs, Client, Error, TlsBackend, TlsOptions, Transport};
 use support::certs::{Certs, KEY_PASSWORD};
 use support::Mosquitto;
 
@@ -24,10 +29,27 @@ fn certs() -> &'static Certs {
     Certs::shared()
 }
 
+/// Paho's three-argument `tls_set` with `backend`.
+fn tls_set(
+    client: &Client,
+    backend: TlsBackend,
+    ca: Option<&Path>,
+    certfile: Option<&Path>,
+    keyfile: Option<&Path>,
+) -> mqtt_sync::Result<()> {
+    client.tls_set_with(TlsOptions {
+        ca_certs: ca.map(Path::to_path_buf),
+        certfile: certfile.map(Path::to_path_buf),
+        keyfile: keyfile.map(Path::to_path_buf),
+        backend,
+        ..Default::default()
+    })
+}
+
 /// A client trusting `ca` (verification and the host name check on).
-fn tls_probe(id: &str, ca: &std::path::Path) -> TransportProbe {
+fn tls_probe(id: &str, backend: TlsBackend, ca: &Path) -> TransportProbe {
     let p = TransportProbe::tcp(id);
-    p.client.tls_set(Some(ca), None, None).unwrap();
+    tls_set(&p.client, backend, Some(ca), None, None).unwrap();
     p
 }
 
@@ -35,41 +57,56 @@ fn lines(text: &str) -> Vec<&str> {
     text.lines().collect()
 }
 
-#[test]
-fn tls_server_auth_only() {
+fn tls_server_auth_only(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
-    let p = tls_probe("tls-server-auth", &c.ca);
+    let p = tls_probe("tls-server-auth", backend, &c.ca);
     p.connect_ok("localhost", broker.port_of("tls"));
     p.echo("tls/echo", b"over tls");
     p.close();
 }
 
-#[test]
-fn tls_by_ip_address_san() {
+/// 1 MiB each way at QoS 0, 1 and 2: many TLS records, writes that the socket takes only in
+/// part (the rest waits inside the TLS stream until the socket is writable) and reads that
+/// leave decrypted bytes buffered.
+fn tls_large_payload(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
-    let p = tls_probe("tls-ip-san", &c.ca);
+    let p = tls_probe("tls-large", backend, &c.ca);
+    p.connect_ok("localhost", broker.port_of("tls"));
+    let payload: Vec<u8> = (0..1usize << 20).map(|i| (i * 31 % 251) as u8).collect();
+    p.echo("tls/large", &payload);
+    p.close();
+}
+
+fn tls_by_ip_address_san(backend: TlsBackend) {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
+    let p = tls_probe("tls-ip-san", backend, &c.ca);
     p.connect_ok("127.0.0.1", broker.port_of("tls"));
     p.echo("tls/ip", b"by IP SAN");
     p.close();
 }
 
-#[test]
-fn tls_client_certificate_required() {
+fn tls_client_certificate_required(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
     let port = broker.port_of("tls");
 
     let with = TransportProbe::tcp("tls-with-cert");
-    with.client
-        .tls_set(Some(&c.ca), Some(&c.client_cert), Some(&c.client_key))
-        .unwrap();
+    tls_set(
+        &with.client,
+        backend,
+        Some(&c.ca),
+        Some(&c.client_cert),
+        Some(&c.client_key),
+    )
+    .unwrap();
     with.connect_ok("localhost", port);
     with.echo("tls/cert", b"with a client certificate");
     with.close();
 
-    let without = tls_probe("tls-without-cert", &c.ca);
+    let without = tls_probe("tls-without-cert", backend, &c.ca);
     match without.connect_refused("localhost", port) {
         // TLS 1.2: the handshake itself fails.
         Err(Error::Tls(m)) => eprintln!("without a client certificate: Tls({m})"),
@@ -89,16 +126,16 @@ fn tls_client_certificate_required() {
     }
 }
 
-#[test]
-fn tls_client_key_formats() {
+fn tls_client_key_formats(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
     let port = broker.port_of("tls");
     let base = TlsOptions {
         ca_certs: Some(c.ca.clone()),
+        backend,
         ..Default::default()
     };
-    let cases: Vec<(&str, TlsOptions)> = vec![
+    let mut cases: Vec<(&str, TlsOptions)> = vec![
         (
             "pkcs8",
             TlsOptions {
@@ -124,15 +161,6 @@ fn tls_client_key_formats() {
             },
         ),
         (
-            "encrypted-pkcs8",
-            TlsOptions {
-                certfile: Some(c.client_cert.clone()),
-                keyfile: Some(c.client_key_encrypted.clone()),
-                keyfile_password: Some(KEY_PASSWORD.into()),
-                ..base.clone()
-            },
-        ),
-        (
             "key-inside-certfile",
             TlsOptions {
                 certfile: Some(c.client_combined.clone()),
@@ -140,6 +168,38 @@ fn tls_client_key_formats() {
             },
         ),
     ];
+    let encrypted = [
+        ("encrypted-pkcs8", &c.client_key_encrypted),
+        ("legacy-encrypted-pem", &c.client_key_legacy_encrypted),
+    ]
+    .map(|(name, key)| {
+        (
+            name,
+            TlsOptions {
+                certfile: Some(c.client_cert.clone()),
+                keyfile: Some(key.clone()),
+                keyfile_password: Some(KEY_PASSWORD.into()),
+                ..base.clone()
+            },
+        )
+    });
+    if backend == TlsBackend::Rustls {
+        // rustls cannot decrypt keys: a clear NotSupported naming the file, from tls_set_with.
+        for (name, o) in encrypted {
+            let file = o.keyfile.clone().unwrap();
+            let e = Client::new("tls-key-encrypted")
+                .tls_set_with(o)
+                .unwrap_err();
+            assert!(
+                matches!(&e, Error::NotSupported(m)
+                    if m.contains("encrypted") && m.contains(&*file.to_string_lossy())),
+                "{name}: {e:?}"
+            );
+            assert_eq!(e.code(), mqtt_sync::MQTT_ERR_NOT_SUPPORTED);
+        }
+    } else {
+        cases.extend(encrypted);
+    }
     for (name, o) in cases {
         let p = TransportProbe::tcp(&format!("tls-key-{name}"));
         p.client
@@ -151,15 +211,26 @@ fn tls_client_key_formats() {
     }
     // The key inside certfile also through the three-argument tls_set.
     let p = TransportProbe::tcp("tls-key-combined-tls-set");
-    p.client
-        .tls_set(Some(&c.ca), Some(&c.client_combined), None)
-        .unwrap();
+    tls_set(
+        &p.client,
+        backend,
+        Some(&c.ca),
+        Some(&c.client_combined),
+        None,
+    )
+    .unwrap();
     p.connect_ok("localhost", port);
     p.close();
 
-    // Encrypted key: no or a wrong password is reported by tls_set_with, naming the file.
+    // Encrypted key: no or a wrong password is reported by tls_set_with, naming the file
+    // (NotSupported with rustls, checked above).
     let client = Client::new("tls-key-errors");
-    for pw in [None, Some("wrong".to_string())] {
+    let passwords = if backend == TlsBackend::Rustls {
+        vec![]
+    } else {
+        vec![None, Some("wrong".to_string())]
+    };
+    for pw in passwords {
         let e = client
             .tls_set_with(TlsOptions {
                 certfile: Some(c.client_cert.clone()),
@@ -181,17 +252,20 @@ fn tls_client_key_formats() {
             ..base.clone()
         })
         .unwrap_err();
-    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert!(
+        matches!(&e, Error::Tls(m) if m.contains("does not belong to the certificate")),
+        "{e:?}"
+    );
 }
 
-#[test]
-fn tls_ciphers_not_supported() {
+fn tls_ciphers_not_supported(backend: TlsBackend) {
     let c = certs();
     let client = Client::new("tls-ciphers");
     let e = client
         .tls_set_with(TlsOptions {
             ca_certs: Some(c.ca.clone()),
             ciphers: Some("ECDHE-RSA-AES128-GCM-SHA256".into()),
+            backend,
             ..Default::default()
         })
         .unwrap_err();
@@ -199,12 +273,11 @@ fn tls_ciphers_not_supported() {
     assert_eq!(e.code(), mqtt_sync::MQTT_ERR_NOT_SUPPORTED);
 }
 
-#[test]
-fn tls_wrong_ca_is_refused() {
+fn tls_wrong_ca_is_refused(backend: TlsBackend) {
     let c = certs();
     let broker = Mosquitto::builder().tls_listener("tls", c, false).start();
     let port = broker.port_of("tls");
-    let p = tls_probe("tls-wrong-ca", &c.other_ca);
+    let p = tls_probe("tls-wrong-ca", backend, &c.other_ca);
     let e = p
         .client
         .connect("localhost", port, 60)
@@ -221,6 +294,7 @@ fn tls_wrong_ca_is_refused() {
         .tls_set_with(TlsOptions {
             ca_certs: Some(c.other_ca.clone()),
             cert_reqs: CertReqs::None,
+            backend,
             ..Default::default()
         })
         .unwrap();
@@ -229,6 +303,7 @@ fn tls_wrong_ca_is_refused() {
     p.close();
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn tls_set_context_with_a_user_connector() {
     let c = certs();
@@ -263,6 +338,42 @@ fn tls_set_context_with_a_user_connector() {
     assert!(matches!(e, Error::Tls(_)), "{e:?}");
 }
 
+/// Paho's three-argument `tls_set` (`TlsBackend::Auto`: native-tls when built, else rustls).
+#[test]
+fn tls_set_with_the_default_backend() {
+    let c = certs();
+    let broker = Mosquitto::builder().tls_listener("tls", c, true).start();
+    let p = TransportProbe::tcp("tls-auto");
+    p.client
+        .tls_set(Some(&c.ca), Some(&c.client_cert), Some(&c.client_key_pkcs1))
+        .unwrap();
+    p.connect_ok("localhost", broker.port_of("tls"));
+    p.echo("tls/auto", b"default backend");
+    p.close();
+}
+
+/// A backend that was not built is refused by tls_set_with, before any connection.
+#[cfg(not(all(feature = "tls", feature = "rustls")))]
+#[test]
+fn tls_backend_not_built_is_not_supported() {
+    let missing = if cfg!(feature = "tls") {
+        TlsBackend::Rustls
+    } else {
+        TlsBackend::NativeTls
+    };
+    let e = Client::new("tls-missing-backend")
+        .tls_set_with(TlsOptions {
+            ca_certs: Some(certs().ca.clone()),
+            backend: missing,
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(&e, Error::NotSupported(m) if m.contains("feature")),
+        "{e:?}"
+    );
+}
+
 #[test]
 fn tls_insecure_set_before_tls_set_is_refused() {
     let client = Client::new("tls-insecure-first");
@@ -272,14 +383,13 @@ fn tls_insecure_set_before_tls_set_is_refused() {
     ));
 }
 
-#[test]
-fn tls_hostname_mismatch_and_insecure() {
+fn tls_hostname_mismatch_and_insecure(backend: TlsBackend) {
     let c = certs();
     let tls = c.mosquitto_tls_with(&c.wrong_host_cert, &c.wrong_host_key, false);
     let broker = Mosquitto::builder().listener("tls", &lines(&tls)).start();
     let port = broker.port_of("tls");
 
-    let p = tls_probe("tls-mismatch", &c.ca);
+    let p = tls_probe("tls-mismatch", backend, &c.ca);
     let e = p
         .client
         .connect("localhost", port, 60)
@@ -294,20 +404,31 @@ fn tls_hostname_mismatch_and_insecure() {
     p.close();
 
     // ... a wrong CA is still refused.
-    let p = tls_probe("tls-insecure-wrong-ca", &c.other_ca);
+    let p = tls_probe("tls-insecure-wrong-ca", backend, &c.other_ca);
     p.client.tls_insecure_set(true).unwrap();
     let e = p.client.connect("localhost", port, 60).unwrap_err();
     assert!(matches!(&e, Error::Tls(_)), "{e:?}");
 }
 
-#[test]
-fn tls_over_a_unix_socket_is_not_supported() {
+fn tls_over_a_unix_socket_is_not_supported(backend: TlsBackend) {
     let c = certs();
     let p = TransportProbe::with("tls-unix", Transport::Unix);
-    p.client.tls_set(Some(&c.ca), None, None).unwrap();
+    tls_set(&p.client, backend, Some(&c.ca), None, None).unwrap();
     let e = p
         .client
         .connect("/nonexistent/mqtt.sock", 0, 60)
         .unwrap_err();
     assert!(matches!(e, Error::NotSupported(_)), "{e:?}");
 }
+
+per_tls_backend!(
+    tls_server_auth_only,
+    tls_by_ip_address_san,
+    tls_large_payload,
+    tls_client_certificate_required,
+    tls_client_key_formats,
+    tls_ciphers_not_supported,
+    tls_wrong_ca_is_refused,
+    tls_hostname_mismatch_and_insecure,
+    tls_over_a_unix_socket_is_not_supported,
+);

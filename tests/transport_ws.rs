@@ -99,10 +99,23 @@ fn ws_large_payload_across_frames() {
     p.close();
 }
 
-#[cfg(feature = "tls")]
+/// wss:// once per TLS backend built (`wss::with_native_tls::*`, `wss::with_rustls::*`).
+#[cfg(any(feature = "tls", feature = "rustls"))]
 mod wss {
     use super::*;
+    use mqtt_sync::{TlsBackend, TlsOptions};
     use support::certs::Certs;
+
+    /// TLS trusting `ca` with `backend`.
+    fn tls_set(client: &Client, backend: TlsBackend, ca: &std::path::Path) {
+        client
+            .tls_set_with(TlsOptions {
+                ca_certs: Some(ca.to_path_buf()),
+                backend,
+                ..Default::default()
+            })
+            .unwrap();
+    }
 
     fn wss_broker() -> Mosquitto {
         let c = Certs::shared();
@@ -112,25 +125,19 @@ mod wss {
         Mosquitto::builder().listener("wss", &l).start()
     }
 
-    #[test]
-    fn wss_pub_sub_qos_0_1_2() {
+    fn wss_pub_sub_qos_0_1_2(backend: TlsBackend) {
         let broker = wss_broker();
         let p = ws_probe("wss-pubsub");
-        p.client
-            .tls_set(Some(&Certs::shared().ca), None, None)
-            .unwrap();
+        tls_set(&p.client, backend, &Certs::shared().ca);
         p.connect_ok("localhost", broker.port_of("wss"));
         p.echo("wss/echo", b"over secure websockets");
         p.close();
     }
 
-    #[test]
-    fn wss_large_payload_across_frames() {
+    fn wss_large_payload_across_frames(backend: TlsBackend) {
         let broker = wss_broker();
         let p = ws_probe("wss-large");
-        p.client
-            .tls_set(Some(&Certs::shared().ca), None, None)
-            .unwrap();
+        tls_set(&p.client, backend, &Certs::shared().ca);
         p.connect_ok("localhost", broker.port_of("wss"));
         let _nudge = Nudge::start(&p.client);
         let started = Instant::now();
@@ -140,21 +147,24 @@ mod wss {
         p.close();
     }
 
-    #[test]
-    fn wss_wrong_ca_is_refused() {
+    fn wss_wrong_ca_is_refused(backend: TlsBackend) {
         let broker = wss_broker();
         let client = Client::builder()
             .transport(Transport::WebSockets)
             .build()
             .unwrap();
-        client
-            .tls_set(Some(&Certs::shared().other_ca), None, None)
-            .unwrap();
+        tls_set(&client, backend, &Certs::shared().other_ca);
         let e = client
             .connect("localhost", broker.port_of("wss"), 60)
             .unwrap_err();
         assert!(matches!(e, Error::Tls(_)), "{e:?}");
     }
+
+    per_tls_backend!(
+        wss_pub_sub_qos_0_1_2,
+        wss_large_payload_across_frames,
+        wss_wrong_ca_is_refused,
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -619,6 +619,8 @@ impl Client {
 
     /// Configures TLS as Paho's `tls_set(ca_certs, certfile, keyfile)`: verification and the
     /// host name check are on. `keyfile` may be `None` when `certfile` holds the key too.
+    /// Uses the default backend (`TlsBackend::Auto`: native-tls when the `tls` feature is
+    /// built, else rustls); `tls_set_with` can choose.
     pub fn tls_set(
         &self,
         ca_certs: Option<&Path>,
@@ -634,7 +636,8 @@ impl Client {
     }
 
     /// Configures TLS with every option of Paho's `tls_set` (verification mode, minimum
-    /// version, ALPN, encrypted key password). The files are loaded now, so errors show here.
+    /// version, ALPN, encrypted key password, backend). The files are loaded now, so errors
+    /// show here; a backend that was not built gives `Err(NotSupported)`.
     pub fn tls_set_with(&self, options: crate::TlsOptions) -> Result<()> {
         let settings = network::tls::TlsSettings::from_options(options)?;
         self.with_net(|n| {

@@ -20,7 +20,7 @@ pub(crate) mod ws;
 
 pub(crate) use attempt::Attempt;
 pub use proxy::{ProxyOptions, ProxyType};
-pub use tls::{CertReqs, TlsOptions, TlsVersion};
+pub use tls::{CertReqs, TlsBackend, TlsOptions, TlsVersion};
 
 /// A connected byte stream to the broker.
 pub(crate) trait NetStream: Read + Write + Send {

@@ -1,12 +1,13 @@
-//! TLS with native-tls (feature `tls`).
+//! TLS with native-tls (feature `tls`) or rustls (feature `rustls`, in `tls/with_rustls.rs`).
 //!
-//! `TlsSettings::from_options` validates and loads everything eagerly (CA file, client
-//! certificate and key, converted to PKCS#8 as native-tls wants it), so that `tls_set` reports
-//! a bad file at once; `wrap` builds the connector at connect time (so that a later
-//! `tls_insecure_set` applies) and performs the handshake in blocking mode before the
-//! deadline.
+//! `TlsSettings::from_options` picks the backend (`TlsOptions::backend`: native-tls when
+//! both are built, unless rustls is asked for), validates and loads everything eagerly (CA
+//! file, client certificate and key, for native-tls converted to PKCS#8), so that `tls_set`
+//! reports a bad file at once; `wrap` builds the native-tls connector at connect time (so
+//! that a later `tls_insecure_set` applies) and performs the handshake in blocking mode
+//! before the deadline.
 //!
-//! Without the `tls` feature the option types still exist and `from_options` still validates
+//! Without either feature the option types still exist and `from_options` still validates
 //! its arguments, but connecting with TLS returns `Error::NotSupported`.
 
 use crate::error::Detail;
@@ -16,6 +17,9 @@ use std::time::Instant;
 
 use super::NetStream;
 use crate::{Error, Result};
+
+#[cfg(feature = "rustls")]
+mod with_rustls;
 
 /// Whether the broker's certificate is verified (Paho's `cert_reqs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -41,6 +45,24 @@ pub enum TlsVersion {
     Tls13,
 }
 
+/// Which TLS implementation a connection uses (`TlsOptions::backend`).
+///
+/// `Auto` is native-tls when the `tls` feature is built (also when `rustls` is built too, as
+/// with `--all-features`: enabling a second backend does not change what existing code
+/// gets), else rustls. Asking for a backend that was not built: `Err(NotSupported)` from
+/// `tls_set_with`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TlsBackend {
+    /// native-tls if built (feature `tls`), else rustls (feature `rustls`).
+    #[default]
+    Auto,
+    /// native-tls (OpenSSL on Linux; feature `tls`).
+    NativeTls,
+    /// rustls with ring (feature `rustls`). Refuses encrypted keys with `NotSupported`.
+    Rustls,
+}
+
 /// TLS settings for `Client::tls_set_with` (Paho's `tls_set` keyword arguments).
 #[derive(Clone, Default)]
 pub struct TlsOptions {
@@ -58,8 +80,11 @@ pub struct TlsOptions {
     pub tls_version: Option<TlsVersion>,
     /// ALPN protocols to offer.
     pub alpn_protocols: Vec<String>,
-    /// A cipher list: native-tls cannot honour one, so setting it gives `Err(NotSupported)`.
+    /// A cipher list: neither backend can honour one, so setting it gives
+    /// `Err(NotSupported)`.
     pub ciphers: Option<String>,
+    /// The TLS implementation (`Auto`: native-tls if built, else rustls).
+    pub backend: TlsBackend,
 }
 
 impl std::fmt::Debug for TlsOptions {
@@ -76,6 +101,7 @@ impl std::fmt::Debug for TlsOptions {
             .field("tls_version", &self.tls_version)
             .field("alpn_protocols", &self.alpn_protocols)
             .field("ciphers", &self.ciphers)
+            .field("backend", &self.backend)
             .finish()
     }
 }
@@ -100,23 +126,72 @@ enum Source {
     Connector(native_tls::TlsConnector),
 }
 
-/// What `from_options` loaded from the files.
+/// What `from_options` loaded from the files, for the backend it chose.
+#[derive(Clone, Debug)]
+enum Loaded {
+    #[cfg(feature = "tls")]
+    Native(NativeLoaded),
+    #[cfg(feature = "rustls")]
+    Rustls(with_rustls::Loaded),
+    /// Built without a TLS backend: the files were checked; connecting fails.
+    #[cfg(not(any(feature = "tls", feature = "rustls")))]
+    Unavailable,
+}
+
+/// What native-tls needs.
+#[cfg(feature = "tls")]
 #[derive(Clone)]
-struct Loaded {
-    #[cfg(feature = "tls")]
+struct NativeLoaded {
     roots: Vec<native_tls::Certificate>,
-    #[cfg(feature = "tls")]
     identity: Option<native_tls::Identity>,
 }
 
-impl std::fmt::Debug for Loaded {
+#[cfg(feature = "tls")]
+impl std::fmt::Debug for NativeLoaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("Loaded");
-        #[cfg(feature = "tls")]
-        d.field("roots", &self.roots.len())
-            .field("identity", &self.identity.is_some());
-        d.finish()
+        f.debug_struct("NativeLoaded")
+            .field("roots", &self.roots.len())
+            .field("identity", &self.identity.is_some())
+            .finish()
     }
+}
+
+/// Loads the files for the backend `o.backend` selects.
+fn load(o: &TlsOptions) -> Result<Loaded> {
+    match o.backend {
+        TlsBackend::NativeTls => load_native(o),
+        TlsBackend::Rustls => load_rustls(o),
+        #[cfg(feature = "tls")]
+        TlsBackend::Auto => load_native(o),
+        #[cfg(all(not(feature = "tls"), feature = "rustls"))]
+        TlsBackend::Auto => load_rustls(o),
+        #[cfg(not(any(feature = "tls", feature = "rustls")))]
+        TlsBackend::Auto => load_unavailable(o),
+    }
+}
+
+#[cfg(feature = "tls")]
+fn load_native(o: &TlsOptions) -> Result<Loaded> {
+    native_load(o).map(Loaded::Native)
+}
+
+#[cfg(not(feature = "tls"))]
+fn load_native(_: &TlsOptions) -> Result<Loaded> {
+    Err(Error::NotSupported(
+        "TlsBackend::NativeTls needs mqtt-sync's tls feature".into(),
+    ))
+}
+
+#[cfg(feature = "rustls")]
+fn load_rustls(o: &TlsOptions) -> Result<Loaded> {
+    with_rustls::load(o).map(Loaded::Rustls)
+}
+
+#[cfg(not(feature = "rustls"))]
+fn load_rustls(_: &TlsOptions) -> Result<Loaded> {
+    Err(Error::NotSupported(
+        "TlsBackend::Rustls needs mqtt-sync's rustls feature".into(),
+    ))
 }
 
 impl TlsSettings {
@@ -128,8 +203,9 @@ impl TlsSettings {
     pub(crate) fn from_options(options: TlsOptions) -> Result<TlsSettings> {
         if options.ciphers.is_some() {
             return Err(Error::NotSupported(
-                "native-tls cannot set a cipher list; leave TlsOptions::ciphers at None, or build \
-                 a native_tls::TlsConnector yourself and pass it to tls_set_context"
+                "mqtt-sync cannot set a cipher list (native-tls has no such setting; rustls \
+                 offers only its own modern suites): leave TlsOptions::ciphers at None, or \
+                 build a native_tls::TlsConnector yourself and pass it to tls_set_context"
                     .into(),
             ));
         }
@@ -161,9 +237,12 @@ impl TlsSettings {
             source: Source::Options(loaded),
         };
         // Build a connector once so that a key not matching its certificate, or anything
-        // else OpenSSL refuses, is reported by `tls_set` rather than at connect time.
+        // else OpenSSL refuses, is reported by `tls_set` rather than at connect time (the
+        // rustls configurations were built by `load`).
         #[cfg(feature = "tls")]
-        settings.connector()?;
+        if let Source::Options(Loaded::Native(_)) = &settings.source {
+            settings.connector()?;
+        }
         Ok(settings)
     }
 
@@ -198,7 +277,13 @@ impl TlsSettings {
     fn connector(&self) -> Result<native_tls::TlsConnector> {
         let loaded = match &self.source {
             Source::Connector(c) => return Ok(c.clone()),
-            Source::Options(l) => l,
+            Source::Options(Loaded::Native(l)) => l,
+            #[cfg(feature = "rustls")]
+            Source::Options(Loaded::Rustls(_)) => {
+                return Err(Error::Tls(
+                    "internal: a rustls setting has no native-tls connector".into(),
+                ))
+            }
         };
         let o = &self.options;
         let mut b = native_tls::TlsConnector::builder();
@@ -247,7 +332,7 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
 }
 
 /// The PEM blocks of `pem` whose label satisfies `keep`, re-assembled as PEM text.
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "tls", feature = "rustls")), allow(dead_code))]
 fn pem_blocks(pem: &str, keep: impl Fn(&str) -> bool) -> String {
     let mut out = String::new();
     let mut inside: Option<String> = None;
@@ -280,13 +365,13 @@ fn pem_blocks(pem: &str, keep: impl Fn(&str) -> bool) -> String {
     out
 }
 
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "tls", feature = "rustls")), allow(dead_code))]
 fn is_key_label(label: &str) -> bool {
     label.ends_with("PRIVATE KEY")
 }
 
-#[cfg(not(feature = "tls"))]
-fn load(o: &TlsOptions) -> Result<Loaded> {
+#[cfg(not(any(feature = "tls", feature = "rustls")))]
+fn load_unavailable(o: &TlsOptions) -> Result<Loaded> {
     // Still read the files so that a build without TLS reports the same argument errors.
     let files = [
         (&o.ca_certs, "CA file"),
@@ -299,11 +384,11 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
     {
         read_file(p, what)?;
     }
-    Ok(Loaded {})
+    Ok(Loaded::Unavailable)
 }
 
 #[cfg(feature = "tls")]
-fn load(o: &TlsOptions) -> Result<Loaded> {
+fn native_load(o: &TlsOptions) -> Result<NativeLoaded> {
     let mut roots = Vec::new();
     if let Some(ca) = &o.ca_certs {
         let pem = read_file(ca, "CA file")?;
@@ -360,7 +445,7 @@ fn load(o: &TlsOptions) -> Result<Loaded> {
             })?,
         );
     }
-    Ok(Loaded { roots, identity })
+    Ok(NativeLoaded { roots, identity })
 }
 
 /// Apple systems: native-tls does not use OpenSSL; the handshake checks the pair.
@@ -454,20 +539,31 @@ fn to_pkcs8(key_pem: &str, password: Option<&str>, path: &Path) -> Result<Vec<u8
 
 /// Wraps a connected, blocking TCP stream in TLS: the handshake runs before `deadline`, with
 /// `host` (the connect host, or the SRV target) as SNI and for the certificate check.
-#[cfg(not(feature = "tls"))]
 pub(crate) fn wrap(
-    _t: &TlsSettings,
-    _host: &str,
-    _tcp: TcpStream,
-    _deadline: Instant,
+    t: &TlsSettings,
+    host: &str,
+    tcp: TcpStream,
+    deadline: Instant,
 ) -> Result<Box<dyn NetStream>> {
-    Err(Error::NotSupported("built without the tls feature".into()))
+    match &t.source {
+        #[cfg(feature = "tls")]
+        Source::Connector(_) | Source::Options(Loaded::Native(_)) => {
+            native_wrap(t, host, tcp, deadline)
+        }
+        #[cfg(feature = "rustls")]
+        Source::Options(Loaded::Rustls(l)) => with_rustls::wrap(l, t.insecure, host, tcp, deadline),
+        #[cfg(not(any(feature = "tls", feature = "rustls")))]
+        Source::Options(Loaded::Unavailable) => {
+            let _ = (host, tcp, deadline);
+            Err(Error::NotSupported(
+                "built without a TLS backend (features tls, rustls)".into(),
+            ))
+        }
+    }
 }
 
-/// Wraps a connected, blocking TCP stream in TLS: the handshake runs before `deadline`, with
-/// `host` (the connect host, or the SRV target) as SNI and for the certificate check.
 #[cfg(feature = "tls")]
-pub(crate) fn wrap(
+fn native_wrap(
     t: &TlsSettings,
     host: &str,
     tcp: TcpStream,
@@ -480,9 +576,10 @@ pub(crate) fn wrap(
     match connector.connect(name, tcp) {
         Ok(s) => Ok(Box::new(TlsStream { inner: s })),
         Err(native_tls::HandshakeError::WouldBlock(_)) => Err(Error::Timeout),
-        Err(native_tls::HandshakeError::Failure(e)) => Err(Error::Tls(
-            format!("TLS handshake with {host} failed: {e}").into(),
-        )),
+        Err(native_tls::HandshakeError::Failure(e)) => Err(Error::Tls(Detail::caused(
+            format!("TLS handshake with {host} failed: {e}"),
+            e,
+        ))),
     }
 }
 
@@ -599,6 +696,43 @@ mod tests {
         let mut s = TlsSettings::from_options(TlsOptions::default()).unwrap();
         s.set_insecure(true).unwrap();
         assert!(s.insecure);
+    }
+
+    /// A backend that was not built is refused at once (the integration tests cover the
+    /// builds with one backend; this covers the lean build too).
+    #[test]
+    fn a_backend_not_built_is_not_supported() {
+        let missing: &[TlsBackend] = match (cfg!(feature = "tls"), cfg!(feature = "rustls")) {
+            (true, true) => &[],
+            (true, false) => &[TlsBackend::Rustls],
+            (false, true) => &[TlsBackend::NativeTls],
+            (false, false) => &[TlsBackend::NativeTls, TlsBackend::Rustls],
+        };
+        for &backend in missing {
+            let o = TlsOptions {
+                backend,
+                ..Default::default()
+            };
+            assert!(
+                matches!(TlsSettings::from_options(o), Err(Error::NotSupported(m)) if m.contains("feature")),
+                "{backend:?}"
+            );
+        }
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn rustls_without_verification_needs_no_ca() {
+        let o = TlsOptions {
+            cert_reqs: CertReqs::None,
+            tls_version: Some(TlsVersion::Tls10),
+            alpn_protocols: vec!["mqtt".into()],
+            backend: TlsBackend::Rustls,
+            ..Default::default()
+        };
+        let mut s = TlsSettings::from_options(o).unwrap();
+        assert!(matches!(s.source, Source::Options(Loaded::Rustls(_))));
+        s.set_insecure(true).unwrap();
     }
 
     #[cfg(feature = "tls")]

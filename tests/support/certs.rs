@@ -8,7 +8,9 @@
 //! - `wrong_host_cert` / `wrong_host_key`: signed by the CA but for `wrong.example` only;
 //! - `client_cert` with the same RSA key in several encodings: `client_key` (PKCS#8),
 //!   `client_key_pkcs1` (`BEGIN RSA PRIVATE KEY`), `client_key_encrypted` (encrypted PKCS#8,
-//!   password [`KEY_PASSWORD`]) and `client_combined` (certificate and key in one file);
+//!   password [`KEY_PASSWORD`]), `client_key_legacy_encrypted` (PKCS#1 in legacy encrypted
+//!   PEM, `Proc-Type: 4,ENCRYPTED`, same password) and `client_combined` (certificate and key
+//!   in one file);
 //! - `client_ec_cert` / `client_ec_key`: a client certificate with a SEC1 EC key
 //!   (`BEGIN EC PRIVATE KEY`);
 //! - `other_ca`: an unrelated CA that signed nothing we use.
@@ -39,6 +41,7 @@ pub struct Certs {
     pub client_key: PathBuf,
     pub client_key_pkcs1: PathBuf,
     pub client_key_encrypted: PathBuf,
+    pub client_key_legacy_encrypted: PathBuf,
     pub client_combined: PathBuf,
     pub client_ec_cert: PathBuf,
     pub client_ec_key: PathBuf,
@@ -202,6 +205,20 @@ impl Certs {
                 "client-encrypted.key",
             ],
         );
+        openssl(
+            d,
+            &[
+                "rsa",
+                "-in",
+                "client.key",
+                "-traditional",
+                "-aes256",
+                "-passout",
+                &format!("pass:{KEY_PASSWORD}"),
+                "-out",
+                "client-legacy-encrypted.key",
+            ],
+        );
         let combined = format!(
             "{}{}",
             std::fs::read_to_string(d.join("client.pem")).unwrap(),
@@ -233,6 +250,7 @@ impl Certs {
             client_key: p("client.key"),
             client_key_pkcs1: p("client-pkcs1.key"),
             client_key_encrypted: p("client-encrypted.key"),
+            client_key_legacy_encrypted: p("client-legacy-encrypted.key"),
             client_combined: p("client-combined.pem"),
             client_ec_cert: p("client-ec.pem"),
             client_ec_key: p("client-ec.key"),
@@ -275,7 +293,7 @@ impl Certs {
             .1
     }
 
-    fn files(&self) -> [&Path; 15] {
+    fn files(&self) -> [&Path; 16] {
         [
             &self.ca,
             &self.ca_key,
@@ -287,6 +305,7 @@ impl Certs {
             &self.client_key,
             &self.client_key_pkcs1,
             &self.client_key_encrypted,
+            &self.client_key_legacy_encrypted,
             &self.client_combined,
             &self.client_ec_cert,
             &self.client_ec_key,
@@ -312,6 +331,11 @@ impl Certs {
         assert_eq!(
             first_line(&self.client_key_encrypted),
             "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+        );
+        let legacy = std::fs::read_to_string(&self.client_key_legacy_encrypted).unwrap();
+        assert!(
+            legacy.starts_with("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED"),
+            "{legacy}"
         );
         assert_eq!(
             first_line(&self.client_ec_key),

@@ -54,6 +54,7 @@ pub mod rumqttd;
 pub mod scram;
 pub mod scripted;
 pub mod scripted_client;
+pub mod tls_backends;
 pub mod transport_probe;
 pub mod wait;
 
