@@ -117,6 +117,10 @@ pub enum Error {
     /// A proxy refused or failed the tunnel.
     #[error("proxy error: {0}")]
     Proxy(String),
+    /// The session store ([`Client::persistence_set`](crate::Client::persistence_set)) could
+    /// not write or load a record, or its file is not a valid store.
+    #[error("persistence error: {0}")]
+    Persistence(String),
 }
 
 impl Error {
@@ -140,6 +144,7 @@ impl Error {
             Error::Dns(_) => MQTT_ERR_ERRNO,
             Error::WebSocket(_) => MQTT_ERR_ERRNO,
             Error::Proxy(_) => MQTT_ERR_ERRNO,
+            Error::Persistence(_) => MQTT_ERR_ERRNO,
         }
     }
 

@@ -149,6 +149,7 @@ mod loop_thread;
 mod message;
 mod network;
 mod options;
+pub mod persistence;
 mod session;
 #[cfg(feature = "simulation")]
 #[doc(hidden)]
