@@ -10,6 +10,7 @@
 use super::{Close, Phase, Session};
 use crate::codec::{Ack, Packet};
 use crate::message::Message;
+use crate::persistence::Key;
 use crate::types::{LogLevel, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
 
@@ -50,6 +51,12 @@ impl Session {
 
     /// Forgets every stored incoming QoS 2 message (the broker has no session).
     pub(super) fn forget_inbound_qos2(&mut self) {
+        if self.persisting() {
+            let mids: Vec<u16> = self.inbound_qos2.keys().copied().collect();
+            for mid in mids {
+                self.unstore(Key::Incoming(mid));
+            }
+        }
         self.inbound_qos2.clear();
         self.inbound_qos2_bytes = 0;
     }
@@ -96,14 +103,25 @@ impl Session {
         Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why))
     }
 
-    /// A QoS 2 PUBLISH arrived: stored (a repeated one keeps the first), PUBREC sent.
-    pub(super) fn received_qos2(&mut self, mid: u16, msg: Box<Message>) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.inbound_qos2.entry(mid) {
+    /// A QoS 2 PUBLISH arrived: stored (a repeated one keeps the first), PUBREC sent. With a
+    /// session store the message is written there first; if that fails no PUBREC goes out
+    /// and the connection is closed (the broker sends the message again).
+    pub(super) fn received_qos2(
+        &mut self,
+        mid: u16,
+        msg: Box<Message>,
+    ) -> std::result::Result<(), Close> {
+        if !self.inbound_qos2.contains_key(&mid) {
+            if let Err(e) = self.store_in(mid, Some(&msg)) {
+                self.store_failed(&e);
+                return Err(Close::Store(e));
+            }
             self.inbound_qos2_bytes += held(&msg);
-            e.insert(InQos2::Received(msg));
+            self.inbound_qos2.insert(mid, InQos2::Received(msg));
         }
         self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {mid})"));
         self.send_control(Packet::PubRec(ack(mid)));
+        Ok(())
     }
 
     /// PUBREL arrived: the message goes to its callback (once), or, if it was delivered
@@ -124,6 +142,7 @@ impl Session {
             Some(InQos2::Releasing | InQos2::AwaitingAck) => None,
             Some(InQos2::Delivered) => {
                 self.inbound_qos2.remove(&mid);
+                self.unstore(Key::Incoming(mid));
                 self.send_pubcomp(mid);
                 None
             }
@@ -154,9 +173,15 @@ impl Session {
                     self.inbound_qos2.insert(mid, InQos2::AwaitingAck);
                 } else if connected {
                     self.inbound_qos2.remove(&mid);
+                    self.unstore(Key::Incoming(mid));
                     self.send_pubcomp(mid);
                 } else {
                     self.inbound_qos2.insert(mid, InQos2::Delivered);
+                    if let Err(e) = self.store_in(mid, None) {
+                        // The record still holds the message: after a restart it would be
+                        // delivered again at the broker's PUBREL.
+                        self.store_failed(&e);
+                    }
                 }
             }
         }
@@ -190,6 +215,7 @@ impl Session {
                 ) =>
             {
                 self.inbound_qos2.remove(&mid);
+                self.unstore(Key::Incoming(mid));
                 self.send_pubcomp(mid);
                 Ok(())
             }

@@ -28,6 +28,7 @@ mod footprint;
 mod inbound;
 mod incoming;
 mod outgoing;
+mod persist;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -142,6 +143,8 @@ pub(crate) enum Close {
     Stalled,
     /// No CONNACK before the connect timeout.
     ConnackTimeout,
+    /// The session store failed to write a record the next packet depends on.
+    Store(String),
 }
 
 /// Why the client ends a connection ([`Session::connection_closed`]).
@@ -214,6 +217,8 @@ struct OutMsg {
     sent: bool,
     /// The PUBLISH was sent before (so a resend carries DUP).
     dup: bool,
+    /// Publish order across restarts (persistence only; 0 without a store).
+    order: u64,
     info: Arc<InfoShared>,
 }
 
@@ -333,6 +338,11 @@ pub(crate) struct Session {
     /// The broker's Assigned Client Identifier, until the client takes it.
     assigned_id: Option<String>,
     notify: Arc<Notify>,
+    /// The session store (`persistence_set`); `None` (the default) keeps the state in
+    /// memory only.
+    persist: Option<Box<dyn crate::persistence::Persistence>>,
+    /// The next publish-order number of a stored outgoing message.
+    persist_seq: u64,
 }
 
 impl Session {
@@ -379,6 +389,8 @@ impl Session {
             connect_had_id: false,
             assigned_id: None,
             notify,
+            persist: None,
+            persist_seq: 0,
         }
     }
 
@@ -739,6 +751,18 @@ impl Session {
                     Some(disconnected(ReasonCode::KEEP_ALIVE_TIMEOUT)),
                     Some(Error::Keepalive),
                 )
+            }
+            Ended::Session(Close::Store(msg)) => {
+                self.log(LogLevel::Error, || {
+                    format!("Persistence failed, connection closed: {msg}")
+                });
+                let err = Error::Persistence(msg);
+                if phase == Phase::AwaitConnAck {
+                    let fail = Event::ConnectFailed(Error::Persistence(format!("{err}")));
+                    (Some(fail), Some(err))
+                } else {
+                    (Some(disconnected(ReasonCode::UNSPECIFIED_ERROR)), Some(err))
+                }
             }
             Ended::Session(Close::Protocol(rc, msg)) => {
                 self.log(LogLevel::Error, || format!("Protocol error ({rc}): {msg}"));

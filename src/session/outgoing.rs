@@ -97,7 +97,7 @@ impl Session {
             return Err(self.too_large(bytes.len()));
         }
         let info = InfoShared::new(mid, self.notify.clone());
-        self.outgoing.push_back(OutMsg {
+        let mut m = OutMsg {
             mid,
             qos,
             retain,
@@ -106,8 +106,17 @@ impl Session {
             stage: Stage::Publish,
             sent: false,
             dup: false,
+            order: 0,
             info: info.clone(),
-        });
+        };
+        if self.persisting() {
+            m.order = self.next_order();
+            if let Err(e) = Self::store_out(&mut self.persist, self.cfg.protocol, &m) {
+                self.free_mid(mid);
+                return Err(Error::Persistence(e));
+            }
+        }
+        self.outgoing.push_back(m);
         if connected {
             self.pump();
         }
@@ -222,6 +231,9 @@ impl Session {
         if let Some(m) = self.outgoing.remove(idx) {
             if m.sent {
                 self.inflight -= 1;
+            }
+            if self.persisting() {
+                self.unstore(crate::persistence::Key::Outgoing(m.mid));
             }
             self.free_mid(m.mid);
             if rc.is_failure() {
