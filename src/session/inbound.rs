@@ -113,7 +113,7 @@ impl Session {
     ) -> std::result::Result<(), Close> {
         if !self.inbound_qos2.contains_key(&mid) {
             if let Err(e) = self.store_in(mid, Some(&msg)) {
-                self.store_failed(&e);
+                // Logged with the close (`connection_closed`).
                 return Err(Close::Store(e));
             }
             self.inbound_qos2_bytes += held(&msg);

@@ -326,7 +326,6 @@ impl Session {
                             // Not past PUBREC then: after a reconnect the PUBLISH goes again
                             // (with DUP), which the broker answers with PUBREC again.
                             self.outgoing[i].stage = Stage::Publish;
-                            self.store_failed(&e);
                             return Err(Close::Store(e));
                         }
                         // Free the payload early: a PUBREL never needs it again.

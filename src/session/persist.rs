@@ -254,7 +254,7 @@ impl Session {
         }
     }
 
-    /// Logs a failed write of the receive path (the caller closes the connection).
+    /// Logs a failed write that closes nothing (the state in memory goes on).
     pub(super) fn store_failed(&mut self, msg: &str) {
         self.log(LogLevel::Error, || format!("Persistence: {msg}"));
     }

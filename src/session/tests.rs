@@ -710,3 +710,56 @@ fn persistence_set_refusals() {
     let e = s.set_persistence(Box::new(store)).unwrap_err();
     assert!(e.to_string().contains("protocol level 5"), "{e}");
 }
+
+/// MQTT 5: an incoming QoS 2 message keeps its properties through the store.
+#[test]
+fn a_stored_incoming_v5_message_keeps_its_properties() {
+    use crate::persistence::MemoryStore;
+    let store = MemoryStore::new();
+    let now = Instant::now();
+    let mut s = session(Protocol::V5, 10);
+    s.set_persistence(Box::new(store.clone())).unwrap();
+    start(&mut s, 10, now);
+    connack(&mut s, Properties::default(), now);
+    let props = Properties {
+        user_properties: vec![("k".into(), "v".into())],
+        subscription_identifiers: vec![7],
+        content_type: Some("text/plain".into()),
+        ..Default::default()
+    };
+    s.handle_packet(
+        Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            topic: "in/v5".into(),
+            pkid: 9,
+            properties: props.clone(),
+            payload: b"five".to_vec(),
+        }),
+        now,
+    )
+    .unwrap();
+    drop(s);
+    let mut s = session(Protocol::V5, 10);
+    s.set_persistence(Box::new(store.clone())).unwrap();
+    let mut c = connect_pkt(Protocol::V5, 10);
+    c.clean_start = false;
+    s.start_connect(&c, 1, now, now + Duration::from_secs(5))
+        .unwrap();
+    connack_resumed(&mut s, now);
+    s.events.clear();
+    s.handle_packet(Packet::PubRel(ack(9)), now).unwrap();
+    let msg = s
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Message { msg, .. } => Some(msg),
+            _ => None,
+        })
+        .expect("delivered at PUBREL");
+    assert_eq!(msg.topic, "in/v5");
+    assert_eq!(msg.payload, b"five");
+    assert!(msg.retain);
+    assert_eq!(msg.properties.as_deref(), Some(&props));
+}
