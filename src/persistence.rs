@@ -138,7 +138,11 @@ impl Persistence for MemoryStore {
 
 /// When a [`FileStore`] asks the operating system to put its records on the disk (`fdatasync`).
 /// Every policy survives a killed process (a written record is in the kernel's cache); they
-/// differ after a power loss or an OS crash, where the records not yet synced may be lost.
+/// differ after a power loss or an OS crash, where the records not yet synced may be lost:
+/// a message whose `publish` returned `Ok` may be missing, and a lost removal brings a
+/// finished flow back (a QoS 1 message sent again; an incoming QoS 2 record whose id the
+/// broker may reuse). Only [`SyncPolicy::Always`] rules these out, at a disk flush per record
+/// (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SyncPolicy {
     /// After every record (the default): a `publish` that returned `Ok` survives a power loss.
