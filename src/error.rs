@@ -82,6 +82,9 @@ pub enum Error {
     WebSocket(Detail),
     /// A proxy refused or failed the tunnel.
     Proxy(Detail),
+    /// The session store ([`Client::persistence_set`](crate::Client::persistence_set)) could
+    /// not write or load a record, or its file is not a valid store.
+    Persistence(Detail),
 }
 
 impl std::fmt::Display for Error {
@@ -108,6 +111,7 @@ impl std::fmt::Display for Error {
          and srv_nameserver_set)"),
             Error::WebSocket(a) => write!(f, "WebSocket error: {a}"),
             Error::Proxy(a) => write!(f, "proxy error: {a}"),
+            Error::Persistence(a) => write!(f, "persistence error: {a}"),
         }
     }
 }
@@ -120,7 +124,11 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
-            Error::Tls(d) | Error::Dns(d) | Error::WebSocket(d) | Error::Proxy(d) => d.source(),
+            Error::Tls(d)
+            | Error::Dns(d)
+            | Error::WebSocket(d)
+            | Error::Proxy(d)
+            | Error::Persistence(d) => d.source(),
             _ => None,
         }
     }
@@ -251,6 +259,7 @@ impl Error {
             Error::Dns(_) => MQTT_ERR_ERRNO,
             Error::WebSocket(_) => MQTT_ERR_ERRNO,
             Error::Proxy(_) => MQTT_ERR_ERRNO,
+            Error::Persistence(_) => MQTT_ERR_ERRNO,
         }
     }
 

@@ -89,6 +89,15 @@
 //! QoS 1/2 messages (`Err(QueueSize)` past it) and [`Client::max_outgoing_bytes_set`] limits
 //! the bytes waiting for the socket (a publisher on another thread then waits for room).
 //!
+//! ## Persistence (opt-in)
+//!
+//! By default, as in Paho Python, the session state lives in memory: a crashed process loses
+//! its queued QoS 1/2 messages. [`Client::persistence_set`] attaches a store (see
+//! [`persistence`]): outgoing QoS 1/2 messages and incoming QoS 2 messages not yet released
+//! are recorded as their state changes, and a client restarted with the same client id and
+//! store sends them again after its next CONNACK. [`persistence::FileStore`] is an
+//! append-only, checksummed log with a [`persistence::SyncPolicy`] and compaction.
+//!
 //! ## What a broker can make the client do
 //!
 //! Nothing without bound. Incoming packets are limited to [`DEFAULT_MAX_INCOMING_PACKET`]
@@ -164,6 +173,7 @@ mod loop_thread;
 mod message;
 mod network;
 mod options;
+pub mod persistence;
 mod session;
 #[cfg(feature = "simulation")]
 #[doc(hidden)]

@@ -430,6 +430,40 @@ fn workloads(s: &Sizes, all: &[&'static str]) -> Vec<Work> {
         size: 64,
         clients: vec!["mqtt-sync", "rumqttc"],
     });
+    // Persistence (Client::persistence_set): the same QoS 1 stream with no store (the
+    // default), an in-memory store and the file store under each sync policy. Fewer
+    // messages: with an fdatasync per record the stream runs at disk speed.
+    let n = s.q1.min(10_000);
+    for (store, name) in [
+        ("none", "no store (default)"),
+        ("mem", "MemoryStore"),
+        ("file-never", "FileStore, SyncPolicy::Never"),
+        ("file-every64", "FileStore, SyncPolicy::EveryN(64)"),
+        (
+            "file-always",
+            "FileStore, SyncPolicy::Always (fdatasync per record)",
+        ),
+    ] {
+        w.push(Work {
+            key: format!("store-{store}-pub-mosq-q1-w100"),
+            title: format!(
+                "Persistence: mqtt-sync publishes {} x 64 B at QoS 1 to mosquitto, window 100, {name}",
+                n
+            ),
+            kind: Kind::Pub,
+            args: a(&[
+                ("n", n.to_string()),
+                ("qos", "1".into()),
+                ("size", "64".into()),
+                ("window", "100".into()),
+                ("store", store.into()),
+                ("target", "mosq".into()),
+            ]),
+            n,
+            size: 64,
+            clients: vec!["mqtt-sync"],
+        });
+    }
     let _ = libs;
     w
 }

@@ -1,6 +1,7 @@
 //! The mqtt-sync client under test, through its public API only.
 
 use crate::util::{now_ns, percentiles, ready, rss_kb, self_cpu, Args};
+use mqtt_sync::persistence::{FileStore, MemoryStore, SyncPolicy};
 use mqtt_sync::{Client, QoS};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, sync_channel};
@@ -23,6 +24,7 @@ fn connected(a: &Args, id: &str, setup: impl FnOnce(&Client)) -> Result<Client, 
         c.max_outgoing_bytes_set(a.outgoing)
             .map_err(|e| e.to_string())?;
     }
+    set_store(&c, a, id)?;
     let (tx, rx) = sync_channel(1);
     c.on_connect(move |_c, _f, rc, _p| {
         let _ = tx.try_send(rc.is_failure());
@@ -35,6 +37,30 @@ fn connected(a: &Args, id: &str, setup: impl FnOnce(&Client)) -> Result<Client, 
         Ok(true) => Err("CONNACK refused".into()),
         Err(_) => Err("no CONNACK within 10 s".into()),
     }
+}
+
+/// The file of a file store: in the temporary folder, removed first (a fresh store).
+fn store_path(id: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("mqtt-sync-bench-{id}-{}.store", std::process::id()))
+}
+
+fn set_store(c: &Client, a: &Args, id: &str) -> Result<(), String> {
+    let policy = match a.store.as_str() {
+        "none" => return Ok(()),
+        "mem" => {
+            return c
+                .persistence_set(MemoryStore::new())
+                .map_err(|e| e.to_string())
+        }
+        "file-never" => SyncPolicy::Never,
+        "file-every64" => SyncPolicy::EveryN(64),
+        "file-always" => SyncPolicy::Always,
+        other => return Err(format!("unknown store {other}")),
+    };
+    let path = store_path(id);
+    let _ = std::fs::remove_file(&path);
+    let store = FileStore::open_with(&path, policy).map_err(|e| e.to_string())?;
+    c.persistence_set(store).map_err(|e| e.to_string())
 }
 
 fn close(c: Client) {
@@ -91,6 +117,9 @@ fn publish(a: &Args) -> Result<String, String> {
         Err(_) => t0.elapsed().as_secs_f64(),
     };
     close(c);
+    if a.store.starts_with("file") {
+        let _ = std::fs::remove_file(store_path(&a.id));
+    }
     Ok(format!(
         "n={done} secs={secs} t0_ns={t0_ns} max_gap_ms={} publish_calls_ms={}",
         max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6,

@@ -19,6 +19,9 @@ pub struct Args {
     pub id: String,
     /// mqtt-sync only: `max_outgoing_bytes_set` (0 = the default).
     pub outgoing: usize,
+    /// mqtt-sync only: the session store (`none`, `mem`, `file-never`, `file-every64`,
+    /// `file-always`); file stores live in the system's temporary folder.
+    pub store: String,
 }
 
 impl Args {
@@ -36,6 +39,7 @@ impl Args {
             clients: 1000,
             id: format!("bench-{}", std::process::id()),
             outgoing: 0,
+            store: "none".into(),
         };
         for s in kv {
             let Some((k, v)) = s.split_once('=') else {
@@ -54,6 +58,7 @@ impl Args {
                 "clients" => a.clients = v.parse().expect("clients"),
                 "id" => a.id = v.into(),
                 "outgoing" => a.outgoing = v.parse().expect("outgoing"),
+                "store" => a.store = v.into(),
                 _ => {}
             }
         }

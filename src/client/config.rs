@@ -489,6 +489,66 @@ impl Client {
         Ok(())
     }
 
+    /// Opt-in persistence (default off: the session state lives in memory, as in Paho Python):
+    /// outgoing QoS 1/2 messages and incoming QoS 2 messages not yet released are written to
+    /// `store` as their state changes, so that a client restarted after a crash — with the
+    /// same client id and the same store — resumes them. See [`crate::persistence`].
+    ///
+    /// Call it before `connect()` and before the first QoS 1/2 `publish`; otherwise
+    /// `Err(InvalidState)`. It loads the store at once: its outgoing messages join the queue
+    /// (on `connect`, after the CONNACK, they are sent again with DUP set — a QoS 2 message
+    /// past PUBREC with PUBREL only; they have no `MessageInfo`, `on_publish` reports their
+    /// ids) and its incoming QoS 2 messages wait for the broker's PUBREL, then reach
+    /// `on_message` once. A store that cannot be loaded gives `Err(Persistence)` and is not
+    /// attached. `reinitialise()` detaches the store (what it holds stays there).
+    ///
+    /// Sessions: the stored state matters when the broker resumes the session
+    /// (`clean_session(false)`, or MQTT 5 `CleanStart::Never`/`FirstOnly` with a Session
+    /// Expiry Interval). When a CONNACK says no session is present, the stored outgoing
+    /// messages are still sent (as the in-memory queue is after any reconnect; to the broker
+    /// they are new publishes, and a QoS 2 message past PUBREC ends at the broker's PUBCOMP),
+    /// and the stored incoming QoS 2 messages are dropped, as in memory.
+    ///
+    /// Failures of the store are never silent: a `publish` whose record cannot be written
+    /// returns `Err(Persistence)` and queues nothing; a record the receive path needs (an
+    /// incoming QoS 2 message before its PUBREC, a QoS 2 message reaching PUBREC) that cannot
+    /// be written closes the connection (`on_disconnect` with `UNSPECIFIED_ERROR`, the error
+    /// logged) without acknowledging, so the broker sends it again after the reconnect; a
+    /// record that cannot be removed is logged as an error (the message may be sent once more
+    /// after a restart).
+    ///
+    /// ```no_run
+    /// use mqtt_sync::{Client, QoS};
+    /// use mqtt_sync::persistence::{FileStore, SyncPolicy};
+    ///
+    /// # fn main() -> mqtt_sync::Result<()> {
+    /// let client = Client::builder().client_id("meter-1").clean_session(false).build()?;
+    /// client.persistence_set(FileStore::open_with("meter-1.store", SyncPolicy::EveryN(64))?)?;
+    /// client.connect("localhost", 1883, 60)?;
+    /// client.loop_start()?;
+    /// client.publish("meters/1", "42", QoS::ExactlyOnce, false)?.wait_for_publish(None)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn persistence_set(
+        &self,
+        store: impl crate::persistence::Persistence + 'static,
+    ) -> Result<()> {
+        let mut st = self.inner.lock();
+        if st.link.is_open() {
+            return Err(Error::state(
+                "persistence_set() while a connection is open: call it before connect()",
+            ));
+        }
+        let n = st.session.set_persistence(Box::new(store))?;
+        drop(st);
+        self.log(
+            crate::LogLevel::Info,
+            &format!("Persistence: the store holds {n} records, restored"),
+        );
+        Ok(())
+    }
+
     /// Opt-in automatic resubscription (default off, as Paho): the client remembers its
     /// subscriptions (filters with their options and MQTT 5 properties, minus those
     /// unsubscribed) and, after a CONNACK that did not resume a session, subscribes to them

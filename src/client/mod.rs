@@ -384,6 +384,7 @@ fn clone_error(e: &Error) -> Error {
         Error::Dns(s) => Error::Dns(s.clone()),
         Error::WebSocket(s) => Error::WebSocket(s.clone()),
         Error::Proxy(s) => Error::Proxy(s.clone()),
+        Error::Persistence(s) => Error::Persistence(s.clone()),
     }
 }
 

@@ -10,6 +10,7 @@
 use super::{Close, Phase, Session};
 use crate::codec::{Ack, Packet};
 use crate::message::Message;
+use crate::persistence::Key;
 use crate::types::{LogLevel, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
 
@@ -50,6 +51,12 @@ impl Session {
 
     /// Forgets every stored incoming QoS 2 message (the broker has no session).
     pub(super) fn forget_inbound_qos2(&mut self) {
+        if self.persisting() {
+            let mids: Vec<u16> = self.inbound_qos2.keys().copied().collect();
+            for mid in mids {
+                self.unstore(Key::Incoming(mid));
+            }
+        }
         self.inbound_qos2.clear();
         self.inbound_qos2_bytes = 0;
     }
@@ -96,7 +103,9 @@ impl Session {
         Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why))
     }
 
-    /// A QoS 2 PUBLISH arrived: stored, PUBREC sent.
+    /// A QoS 2 PUBLISH arrived: stored, PUBREC sent. With a session store the message is
+    /// written there first; if that fails no PUBREC goes out and the connection is closed
+    /// (the broker sends the message again).
     ///
     /// A PUBLISH for an id already held replaces what is held. A re-sent PUBLISH carries the
     /// same message, so replacing an unreleased one changes nothing. Anything else is a new
@@ -106,7 +115,15 @@ impl Session {
     /// attempt timed out or was cut), which makes `session_present` of the next CONNACK
     /// speak of the new session. Keeping the old state would acknowledge the new message
     /// without delivering it.
-    pub(super) fn received_qos2(&mut self, mid: u16, msg: Box<Message>) {
+    pub(super) fn received_qos2(
+        &mut self,
+        mid: u16,
+        msg: Box<Message>,
+    ) -> std::result::Result<(), Close> {
+        if let Err(e) = self.store_in(mid, Some(&msg)) {
+            // Logged with the close (`connection_closed`).
+            return Err(Close::Store(e));
+        }
         let bytes = held(&msg);
         match self.inbound_qos2.insert(mid, InQos2::Received(msg)) {
             None => {}
@@ -123,6 +140,7 @@ impl Session {
         self.inbound_qos2_bytes += bytes;
         self.log(LogLevel::Debug, || format!("Sending PUBREC (Mid: {mid})"));
         self.send_control(Packet::PubRec(ack(mid)));
+        Ok(())
     }
 
     /// PUBREL arrived: the message goes to its callback (once), or, if it was delivered
@@ -143,6 +161,7 @@ impl Session {
             Some(InQos2::Releasing | InQos2::AwaitingAck) => None,
             Some(InQos2::Delivered) => {
                 self.inbound_qos2.remove(&mid);
+                self.unstore(Key::Incoming(mid));
                 self.send_pubcomp(mid);
                 None
             }
@@ -173,9 +192,15 @@ impl Session {
                     self.inbound_qos2.insert(mid, InQos2::AwaitingAck);
                 } else if connected {
                     self.inbound_qos2.remove(&mid);
+                    self.unstore(Key::Incoming(mid));
                     self.send_pubcomp(mid);
                 } else {
                     self.inbound_qos2.insert(mid, InQos2::Delivered);
+                    if let Err(e) = self.store_in(mid, None) {
+                        // The record still holds the message: after a restart it would be
+                        // delivered again at the broker's PUBREL.
+                        self.store_failed(&e);
+                    }
                 }
             }
         }
@@ -205,9 +230,15 @@ impl Session {
             QoS::ExactlyOnce if awaiting => {
                 if connected {
                     self.inbound_qos2.remove(&mid);
+                    self.unstore(Key::Incoming(mid));
                     self.send_pubcomp(mid);
                 } else {
                     self.inbound_qos2.insert(mid, InQos2::Delivered);
+                    if let Err(e) = self.store_in(mid, None) {
+                        // The record still holds the message: after a restart it would be
+                        // delivered again at the broker's PUBREL.
+                        self.store_failed(&e);
+                    }
                 }
                 Ok(())
             }

@@ -325,6 +325,14 @@ impl Session {
                 } else {
                     if self.outgoing[i].stage == Stage::Publish {
                         self.outgoing[i].stage = Stage::PubRel;
+                        if let Err(e) =
+                            Self::store_out(&mut self.persist, self.cfg.protocol, &self.outgoing[i])
+                        {
+                            // Not past PUBREC then: after a reconnect the PUBLISH goes again
+                            // (with DUP), which the broker answers with PUBREC again.
+                            self.outgoing[i].stage = Stage::Publish;
+                            return Err(Close::Store(e));
+                        }
                         // Free the payload early: a PUBREL never needs it again.
                         self.outgoing[i].bytes = Vec::new();
                     }
@@ -425,7 +433,7 @@ impl Session {
                     ack: Some((pkid, qos)),
                 });
             }
-            QoS::ExactlyOnce => self.received_qos2(pkid, msg),
+            QoS::ExactlyOnce => self.received_qos2(pkid, msg)?,
         }
         Ok(())
     }

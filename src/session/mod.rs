@@ -30,6 +30,7 @@ mod footprint;
 mod inbound;
 mod incoming;
 mod outgoing;
+mod persist;
 #[cfg(test)]
 mod tests;
 mod timers;
@@ -151,6 +152,8 @@ pub(crate) enum Close {
     Stalled,
     /// No CONNACK before the connect timeout.
     ConnackTimeout,
+    /// The session store failed to write a record the next packet depends on.
+    Store(String),
 }
 
 /// Why the client ends a connection ([`Session::connection_closed`]).
@@ -227,6 +230,8 @@ struct OutMsg {
     sent: bool,
     /// The PUBLISH was sent before (so a resend carries DUP).
     dup: bool,
+    /// Publish order across restarts (persistence only; 0 without a store).
+    order: u64,
     info: Arc<InfoShared>,
 }
 
@@ -360,6 +365,11 @@ pub(crate) struct Session {
     /// The client sent AUTH 0x19 (re-authenticate) and the exchange has not ended yet.
     reauth: bool,
     notify: Arc<Notify>,
+    /// The session store (`persistence_set`); `None` (the default) keeps the state in
+    /// memory only.
+    persist: Option<Box<dyn crate::persistence::Persistence>>,
+    /// The next publish-order number of a stored outgoing message.
+    persist_seq: u64,
 }
 
 impl Session {
@@ -413,6 +423,8 @@ impl Session {
             auth_method: None,
             reauth: false,
             notify,
+            persist: None,
+            persist_seq: 0,
         }
     }
 
@@ -798,6 +810,18 @@ impl Session {
                     Some(disconnected(ReasonCode::KEEP_ALIVE_TIMEOUT)),
                     Some(Error::Keepalive),
                 )
+            }
+            Ended::Session(Close::Store(msg)) => {
+                self.log(LogLevel::Error, || {
+                    format!("Persistence failed, connection closed: {msg}")
+                });
+                let err = Error::Persistence(msg.into());
+                if phase == Phase::AwaitConnAck {
+                    let fail = Event::ConnectFailed(Error::Persistence(format!("{err}").into()));
+                    (Some(fail), Some(err))
+                } else {
+                    (Some(disconnected(ReasonCode::UNSPECIFIED_ERROR)), Some(err))
+                }
             }
             Ended::Session(Close::Protocol(rc, msg)) => {
                 self.log(LogLevel::Error, || format!("Protocol error ({rc}): {msg}"));

@@ -107,7 +107,7 @@ impl Session {
             return Err(self.too_large(bytes.len()));
         }
         let info = InfoShared::new(mid, self.notify.clone());
-        self.outgoing.push_back(OutMsg {
+        let mut m = OutMsg {
             mid,
             qos,
             retain,
@@ -116,8 +116,17 @@ impl Session {
             stage: Stage::Publish,
             sent: false,
             dup: false,
+            order: 0,
             info: info.clone(),
-        });
+        };
+        if self.persisting() {
+            m.order = self.next_order();
+            if let Err(e) = Self::store_out(&mut self.persist, self.cfg.protocol, &m) {
+                self.free_mid(mid);
+                return Err(Error::Persistence(e.into()));
+            }
+        }
+        self.outgoing.push_back(m);
         if connected {
             self.pump();
         }
@@ -280,6 +289,9 @@ impl Session {
         if let Some(m) = self.outgoing.remove(idx) {
             if m.sent {
                 self.inflight -= 1;
+            }
+            if self.persisting() {
+                self.unstore(crate::persistence::Key::Outgoing(m.mid));
             }
             // The id stays taken until the event is dispatched (`release_reported`).
             if rc.is_failure() {
