@@ -190,18 +190,26 @@ impl Session {
                 }
                 if manual {
                     self.inbound_qos2.insert(mid, InQos2::AwaitingAck);
-                } else if connected {
-                    self.inbound_qos2.remove(&mid);
-                    self.unstore(Key::Incoming(mid));
-                    self.send_pubcomp(mid);
                 } else {
-                    self.inbound_qos2.insert(mid, InQos2::Delivered);
-                    if let Err(e) = self.store_in(mid, None) {
-                        // The record still holds the message: after a restart it would be
-                        // delivered again at the broker's PUBREL.
-                        self.store_failed(&e);
-                    }
+                    self.qos2_done(mid, connected);
                 }
+            }
+        }
+    }
+
+    /// Released QoS 2 message `mid` was delivered (and acknowledged by the application with
+    /// manual acks): PUBCOMP now, or, offline, when the broker re-sends PUBREL.
+    fn qos2_done(&mut self, mid: u16, connected: bool) {
+        if connected {
+            self.inbound_qos2.remove(&mid);
+            self.unstore(Key::Incoming(mid));
+            self.send_pubcomp(mid);
+        } else {
+            self.inbound_qos2.insert(mid, InQos2::Delivered);
+            if let Err(e) = self.store_in(mid, None) {
+                // The record still holds the message: after a restart it would be
+                // delivered again at the broker's PUBREL.
+                self.store_failed(&e);
             }
         }
     }
@@ -228,18 +236,7 @@ impl Session {
         );
         match qos {
             QoS::ExactlyOnce if awaiting => {
-                if connected {
-                    self.inbound_qos2.remove(&mid);
-                    self.unstore(Key::Incoming(mid));
-                    self.send_pubcomp(mid);
-                } else {
-                    self.inbound_qos2.insert(mid, InQos2::Delivered);
-                    if let Err(e) = self.store_in(mid, None) {
-                        // The record still holds the message: after a restart it would be
-                        // delivered again at the broker's PUBREL.
-                        self.store_failed(&e);
-                    }
-                }
+                self.qos2_done(mid, connected);
                 Ok(())
             }
             _ if !connected => Err(Error::NoConnection),
