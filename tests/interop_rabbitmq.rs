@@ -16,9 +16,7 @@ use std::time::Instant;
 
 use mqtt_sync::Protocol::{self, V31, V311, V5};
 use support::interop::{self, Broker, RabbitBroker};
-use support::rabbitmq::RabbitCluster;
-
-const ENV: &str = "MQTT_SYNC_RABBITMQ";
+use support::rabbitmq::{opted_in, RabbitCluster};
 
 type Scenario = fn(&dyn Broker, Protocol);
 
@@ -38,11 +36,7 @@ const SCENARIOS: &[(&str, Protocol, Scenario)] = &[
 
 #[test]
 fn scenarios_on_one_rabbitmq_node() {
-    if std::env::var(ENV).as_deref() != Ok("1") {
-        eprintln!(
-            "note: scenarios_on_one_rabbitmq_node skipped: set {ENV}=1 to run the RabbitMQ \
-             tests (or run scripts/rabbitmq-cluster-test)"
-        );
+    if !opted_in("scenarios_on_one_rabbitmq_node") {
         return;
     }
     let cluster = RabbitCluster::builder().nodes(1).start();

@@ -24,11 +24,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::rabbitmq::{RabbitCluster, A, B};
+use support::rabbitmq::{opted_in, unique, RabbitCluster, A, B};
 use support::wait::{poll_until, wait_until_msg};
 use support::Events;
 
-const ENV: &str = "MQTT_SYNC_RABBITMQ";
 /// Messages acked by node A before it is stopped.
 const BEFORE: usize = 20;
 /// Messages acked by node B after the failover before the publisher stops.
@@ -37,26 +36,6 @@ const AFTER: usize = 20;
 const MAX_MESSAGES: usize = 200_000;
 /// How long the publisher may take to reconnect to B, and the subscriber to get everything.
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn opted_in(test: &str) -> bool {
-    if std::env::var(ENV).as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "note: {test} skipped: set {ENV}=1 to run the RabbitMQ cluster tests \
-         (or run scripts/rabbitmq-cluster-test)"
-    );
-    false
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 // --- A raw MQTT 3.1.1 publisher ---------------------------------------------------------------
 

@@ -15,18 +15,17 @@
 mod support;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mqtt_sync::{Client, Protocol, QoS, ReasonCode, Server};
 use support::broker_client::{client, finish, Probe};
-use support::rabbitmq::{RabbitCluster, A, B};
+use support::rabbitmq::{opted_in, unique, RabbitCluster, A, B};
 use support::wait::wait_until_msg;
 use support::{Events, T};
 
-const ENV: &str = "MQTT_SYNC_RABBITMQ";
 /// Messages the subscriber must have (all through A) before A is stopped.
 const BEFORE: usize = 30;
 /// Messages published after the publisher reached B, before it stops publishing.
@@ -36,26 +35,6 @@ const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 /// The publisher's pace: one QoS 1 message every PACE, so that the stop of A falls in the
 /// middle of the stream.
 const PACE: Duration = Duration::from_millis(5);
-
-fn opted_in(test: &str) -> bool {
-    if std::env::var(ENV).as_deref() == Ok("1") {
-        return true;
-    }
-    eprintln!(
-        "note: {test} skipped: set {ENV}=1 to run the RabbitMQ cluster tests \
-         (or run scripts/rabbitmq-cluster-test)"
-    );
-    false
-}
-
-fn unique(prefix: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 /// A client for the cluster: MQTT 3.1.1, guest/guest (loopback only), fast reconnects.
 fn rabbit_client(id: &str, clean_session: bool) -> Client {

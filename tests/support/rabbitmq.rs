@@ -84,6 +84,31 @@ const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 /// Set (to anything) to keep each cluster's folder (logs, data) after the test.
 pub const KEEP_ENV: &str = "MQTT_SYNC_RABBITMQ_KEEP";
 
+/// The opt-in for the RabbitMQ tests (their nodes take about 12 s each to start).
+pub const ENV: &str = "MQTT_SYNC_RABBITMQ";
+
+/// Whether the RabbitMQ tests are opted in; says how to opt in when not.
+pub fn opted_in(test: &str) -> bool {
+    if std::env::var(ENV).as_deref() == Ok("1") {
+        return true;
+    }
+    eprintln!(
+        "note: {test} skipped: set {ENV}=1 to run the RabbitMQ cluster tests \
+         (or run scripts/rabbitmq-cluster-test)"
+    );
+    false
+}
+
+/// A client id unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Why RabbitMQ cannot be used here, or `Ok` when it can (the package is installed, user
