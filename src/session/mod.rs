@@ -23,10 +23,12 @@ use crate::completion::{InfoShared, Notify, Qos0Track};
 use crate::message::Message;
 use crate::types::{ConnectFlags, DisconnectFlags, LogLevel, Protocol, QoS, ReasonCode};
 use crate::{Error, Properties, Result};
+use ids::IdSet;
 
 mod auth;
 #[cfg(feature = "fuzzing")]
 mod footprint;
+mod ids;
 mod inbound;
 mod incoming;
 mod outgoing;
@@ -267,21 +269,6 @@ pub(crate) enum Phase {
     Connected,
 }
 
-/// Bitmap of packet ids in use (1..=65535).
-struct IdSet([u64; 1024]);
-
-impl IdSet {
-    fn contains(&self, id: u16) -> bool {
-        self.0[(id >> 6) as usize] & (1u64 << (id & 63)) != 0
-    }
-    fn insert(&mut self, id: u16) {
-        self.0[(id >> 6) as usize] |= 1u64 << (id & 63);
-    }
-    fn remove(&mut self, id: u16) {
-        self.0[(id >> 6) as usize] &= !(1u64 << (id & 63));
-    }
-}
-
 /// The session state machine.
 pub(crate) struct Session {
     cfg: SessionConfig,
@@ -384,7 +371,7 @@ impl Session {
             conn_id: 0,
             phase: Phase::Offline,
             next_mid: 0,
-            in_use: Box::new(IdSet([0; 1024])),
+            in_use: Box::new(IdSet::empty()),
             in_use_count: 0,
             instance: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -636,52 +623,6 @@ impl Session {
         client.min(self.limits.receive_maximum as usize)
     }
 
-    /// Every packet id (1..=65535) is in use.
-    pub(crate) fn ids_exhausted(&self) -> bool {
-        self.in_use_count >= 65535
-    }
-
-    /// Allocates the next free message id (1..=65535, skipping ids in use).
-    pub(crate) fn alloc_mid(&mut self) -> Result<u16> {
-        if self.in_use_count >= 65535 {
-            return Err(Error::QueueSize);
-        }
-        loop {
-            self.next_mid = self.next_mid.wrapping_add(1);
-            if self.next_mid == 0 {
-                self.next_mid = 1;
-            }
-            if !self.in_use.contains(self.next_mid) {
-                self.in_use.insert(self.next_mid);
-                self.in_use_count += 1;
-                return Ok(self.next_mid);
-            }
-        }
-    }
-
-    /// Which session this is (see `instance`).
-    pub(crate) fn instance(&self) -> u64 {
-        self.instance
-    }
-
-    /// The `on_publish` events of these ids were dispatched: the ids are free again.
-    pub(crate) fn release_reported(&mut self, runs: &[(u16, u32)]) {
-        for &(first, count) in runs {
-            let mut mid = first;
-            for _ in 0..count {
-                self.free_mid(mid);
-                mid = if mid == u16::MAX { 1 } else { mid + 1 };
-            }
-        }
-    }
-
-    fn free_mid(&mut self, mid: u16) {
-        if mid != 0 && self.in_use.contains(mid) {
-            self.in_use.remove(mid);
-            self.in_use_count -= 1;
-        }
-    }
-
     // ----------------------------------------------------------------- connection life
 
     /// Starts connection `conn_id`: resets per-connection state and queues CONNECT. The
@@ -889,7 +830,7 @@ impl Session {
         }
         self.inflight = 0;
         self.reset_connection();
-        *self.in_use = IdSet([0; 1024]);
+        *self.in_use = IdSet::empty();
         self.in_use_count = 0;
     }
 }
