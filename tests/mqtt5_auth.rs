@@ -285,9 +285,7 @@ fn wrong_method_before_connack_is_a_protocol_error() {
     let (c, ev) = slow_v5("auth-wrong-method");
     let seen = on_auth(&c, scripted_answers);
     let mut conn = auth_connect(&broker, "auth-wrong-method", &c);
-    conn.send(&auth_pkt(0x18, Some("OTHER"), Some(b"who?")));
-    conn.expect_packet(&disconnect_rc(0x82), T);
-    conn.expect_closed(T);
+    expect_protocol_close(&mut conn, &auth_pkt(0x18, Some("OTHER"), Some(b"who?")));
     assert_connect_fail_protocol(&ev, "Authentication Method");
     seen.assert_none_within(QUIET);
     c.loop_stop().unwrap();
@@ -310,9 +308,7 @@ fn malformed_exchange_before_connack_is_a_protocol_error() {
         let (c, ev) = slow_v5("auth-malformed");
         let seen = on_auth(&c, scripted_answers);
         let mut conn = auth_connect(&broker, "auth-malformed", &c);
-        conn.send(&pkt);
-        conn.expect_packet(&disconnect_rc(0x82), T);
-        conn.expect_closed(T);
+        expect_protocol_close(&mut conn, &pkt);
         assert_connect_fail_protocol(&ev, needle);
         assert!(seen.try_recv().is_none());
         c.loop_stop().unwrap();
@@ -330,9 +326,10 @@ fn auth_to_client_without_method_before_connack() {
     c.loop_start().unwrap();
     let mut conn = broker.accept(T);
     let _connect = conn.read_packet(T);
-    conn.send(&auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")));
-    conn.expect_packet(&disconnect_rc(0x82), T);
-    conn.expect_closed(T);
+    expect_protocol_close(
+        &mut conn,
+        &auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")),
+    );
     assert_connect_fail_protocol(&ev, "no Authentication Method");
     assert!(seen.try_recv().is_none());
     c.loop_stop().unwrap();
@@ -348,9 +345,10 @@ fn auth_to_client_without_method_after_connack() {
     let (c, ev) = slow_v5("auth-none-post");
     let seen = on_auth(&c, scripted_answers);
     let mut conn = start(&broker, &c, &ev, 60);
-    conn.send(&auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")));
-    conn.expect_packet(&disconnect_rc(0x82), T);
-    conn.expect_closed(T);
+    expect_protocol_close(
+        &mut conn,
+        &auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")),
+    );
     assert_disconnect(&ev, 0x82, false);
     assert!(seen.try_recv().is_none());
     c.loop_stop().unwrap();
@@ -364,9 +362,10 @@ fn auth_after_connack_without_reauth_is_a_protocol_error() {
     let seen = on_auth(&c, scripted_answers);
     let mut conn = authenticated(&broker, "auth-unasked", &c, &ev);
     assert_eq!(seen.wait(T).rc, 0x18);
-    conn.send(&auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")));
-    conn.expect_packet(&disconnect_rc(0x82), T);
-    conn.expect_closed(T);
+    expect_protocol_close(
+        &mut conn,
+        &auth_pkt(0x18, Some(SCRIPTED_METHOD), Some(b"who?")),
+    );
     assert_disconnect(&ev, 0x82, false);
     assert!(seen.try_recv().is_none());
     c.loop_stop().unwrap();
@@ -461,9 +460,7 @@ fn wrong_method_during_reauthentication_is_a_protocol_error() {
     seen.wait(T);
     c.reauthenticate(b"hello again").unwrap();
     let _auth = conn.read_packet(T);
-    conn.send(&auth_pkt(0x18, Some("OTHER"), Some(b"again?")));
-    conn.expect_packet(&disconnect_rc(0x82), T);
-    conn.expect_closed(T);
+    expect_protocol_close(&mut conn, &auth_pkt(0x18, Some("OTHER"), Some(b"again?")));
     assert_disconnect(&ev, 0x82, false);
     assert!(seen.try_recv().is_none());
     c.loop_stop().unwrap();
@@ -784,4 +781,12 @@ fn mosquitto_scram_reconnect_authenticates_again() {
     assert!(c.is_connected());
     c.disconnect().unwrap();
     c.loop_stop().unwrap();
+}
+
+/// Sends `pkt` (an AUTH the client must refuse): the client answers DISCONNECT 0x82
+/// (Protocol Error) and closes the connection.
+fn expect_protocol_close(conn: &mut ScriptedConn, pkt: &[u8]) {
+    conn.send(pkt);
+    conn.expect_packet(&disconnect_rc(0x82), T);
+    conn.expect_closed(T);
 }
