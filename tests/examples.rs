@@ -880,16 +880,7 @@ fn consume() {
 fn auth_scram() {
     let broker = support::auth_plugin::AuthBroker::start(&[("alice", "secret")]);
     let port = port_arg(&broker);
-    let args = [
-        "--host",
-        broker.host(),
-        "--port",
-        &port,
-        "--user",
-        "alice",
-        "--password",
-        "secret",
-    ];
+    let args = scram_args(&broker, &port, "secret");
     let out = run("auth_scram", &args);
     assert_has(&out, "connected: server signature verified");
     let mut with_reauth = args.to_vec();
@@ -899,21 +890,30 @@ fn auth_scram() {
     assert_has(&out, "re-authenticated: server signature verified");
 }
 
+/// `auth_scram`'s arguments for user alice with `password` against `broker`.
+fn scram_args<'a>(
+    broker: &'a support::Mosquitto,
+    port: &'a str,
+    password: &'a str,
+) -> [&'a str; 8] {
+    [
+        "--host",
+        broker.host(),
+        "--port",
+        port,
+        "--user",
+        "alice",
+        "--password",
+        password,
+    ]
+}
+
 /// A wrong password: CONNACK 0x87 reaches on_connect, the example exits with status 1.
 #[test]
 fn auth_scram_wrong_password() {
     let broker = support::auth_plugin::AuthBroker::start(&[("alice", "secret")]);
     let port = port_arg(&broker);
-    let args = [
-        "--host",
-        broker.host(),
-        "--port",
-        &port,
-        "--user",
-        "alice",
-        "--password",
-        "wrong",
-    ];
+    let args = scram_args(&broker, &port, "wrong");
     let (status, out) = Run::start("auth_scram", &args).finish();
     assert_eq!(status.code(), Some(1), "{out}");
     assert_has(&out, "refused: Not authorized (0x87)");
