@@ -79,6 +79,14 @@ pub trait Persistence: Send {
     fn remove(&mut self, key: Key) -> io::Result<()>;
     /// Every record stored, in any order.
     fn load(&mut self) -> io::Result<Vec<(Key, Vec<u8>)>>;
+    /// Called before the client writes to the socket while records were written since the
+    /// last write: a store that defers its disk flushes ([`SyncPolicy::BeforeSend`]) makes
+    /// them durable here, so that the broker never learns of a state the store could lose.
+    /// An error closes the connection (nothing is written; the state in memory is kept and
+    /// sent again after the reconnect). The default does nothing.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 // ------------------------------------------------------------------------------- memory
@@ -141,9 +149,11 @@ impl Persistence for MemoryStore {
 /// differ after a power loss or an OS crash, where the records not yet synced may be lost:
 /// a message whose `publish` returned `Ok` may be missing, and a lost removal brings a
 /// finished flow back (a QoS 1 message sent again; an incoming QoS 2 record whose id the
-/// broker may reuse). Only [`SyncPolicy::Always`] rules these out, at a disk flush per record
-/// (see `docs/benchmarks.md`).
+/// broker may reuse). Only [`SyncPolicy::Always`] rules these out, at a disk flush per record;
+/// [`SyncPolicy::BeforeSend`] rules out everything the broker could see, at a disk flush per
+/// socket write (see `docs/benchmarks.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SyncPolicy {
     /// After every record (the default): a `publish` that returned `Ok` survives a power loss.
     #[default]
@@ -155,6 +165,15 @@ pub enum SyncPolicy {
     Interval(Duration),
     /// Never: the OS writes back when it likes (and at drop the store syncs once).
     Never,
+    /// Group commit: one sync just before the client writes to the socket, for every record
+    /// written since the last one ([`Persistence::flush`]). Whatever the broker is told rests
+    /// on synced records: a message is on the disk before its PUBLISH is sent, a PUBREC stage
+    /// before its PUBREL, an incoming QoS 2 message before its PUBREC, its removal before its
+    /// PUBCOMP. A burst of publishes written by the loop thread in one batch shares one sync.
+    /// After a power loss, a message whose `publish` returned `Ok` but that was not yet sent
+    /// may be missing (the broker never had it either), and a QoS 1 message acknowledged
+    /// since the last write may be sent once more (QoS 1 allows it).
+    BeforeSend,
 }
 
 const MAGIC: &[u8; 8] = b"MQSSTOR1";
@@ -205,6 +224,7 @@ pub struct FileStore {
     /// Why the store refuses writes (a write failed and the file could not be cut back).
     broken: Option<String>,
     compactions: u64,
+    syncs: u64,
     /// The log is not compacted below this size.
     compact_at: u64,
 }
@@ -256,6 +276,7 @@ impl FileStore {
             last_sync: Instant::now(),
             broken: None,
             compactions: 0,
+            syncs: 0,
             compact_at: MIN_COMPACT,
         };
         if (data.len() as u64) < HEADER {
@@ -344,9 +365,15 @@ impl FileStore {
         self.compactions
     }
 
+    /// How many times this store synced its log (`fdatasync`) since it was opened.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
+    }
+
     /// Forces the records written so far onto the disk (`fdatasync`), whatever the policy.
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()?;
+        self.syncs += 1;
         self.unsynced = 0;
         self.last_sync = Instant::now();
         Ok(())
@@ -421,7 +448,7 @@ impl FileStore {
             SyncPolicy::Always => true,
             SyncPolicy::EveryN(n) => self.unsynced >= n.max(1),
             SyncPolicy::Interval(d) => self.last_sync.elapsed() >= d,
-            SyncPolicy::Never => false,
+            SyncPolicy::Never | SyncPolicy::BeforeSend => false,
         };
         if due {
             self.sync()?;
@@ -533,6 +560,13 @@ impl Persistence for FileStore {
             return Ok(());
         }
         self.append(OP_REMOVE, key, &[])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.policy == SyncPolicy::BeforeSend && self.unsynced > 0 {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     fn load(&mut self) -> io::Result<Vec<(Key, Vec<u8>)>> {

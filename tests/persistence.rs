@@ -59,7 +59,7 @@ fn seed() -> u64 {
 }
 
 fn policy_name(p: u64) -> &'static str {
-    ["always", "every8", "interval", "never"][p as usize % 4]
+    ["always", "every8", "interval", "never", "beforesend"][p as usize % 5]
 }
 
 fn policy(name: &str) -> SyncPolicy {
@@ -67,6 +67,7 @@ fn policy(name: &str) -> SyncPolicy {
         "every8" => SyncPolicy::EveryN(8),
         "interval" => SyncPolicy::Interval(Duration::from_millis(2)),
         "never" => SyncPolicy::Never,
+        "beforesend" => SyncPolicy::BeforeSend,
         _ => SyncPolicy::Always,
     }
 }
@@ -238,7 +239,7 @@ fn crash_and_restart(proto: Protocol) {
         rounds += 1;
         assert!(rounds <= KILLS + 20, "seed {seed}: too many rounds");
         let kill_after = (kills < KILLS).then(|| 1 + rng.below(80) as u32);
-        let pol = policy_name(rng.below(4));
+        let pol = policy_name(rng.below(5));
         let job = format!(
             "{} {tag} persist-pub-{tag} {} {next} {rounds} {pol} {topic}",
             broker.port(),
@@ -409,4 +410,193 @@ fn a_dropped_clients_queue_is_sent_by_the_next_client() {
     assert!(poll_until(T, || store.is_empty()), "{:?}", store.keys());
     c.disconnect().unwrap();
     sub.disconnect().unwrap();
+}
+
+/// What a store was asked, in order, and how much of it was flushed: `ops[..flushed]` is what
+/// a group-committing store would have on the disk.
+#[derive(Default)]
+struct FlushLog {
+    ops: Vec<mqtt_sync::persistence::Key>,
+    flushed: usize,
+    flushes: usize,
+}
+
+impl FlushLog {
+    /// The last record written for `key` was flushed (a power loss would not lose it).
+    fn durable(&self, key: mqtt_sync::persistence::Key) -> bool {
+        match self.ops.iter().rposition(|k| *k == key) {
+            Some(i) => i < self.flushed,
+            None => false,
+        }
+    }
+}
+
+/// A store that records its calls (the records themselves go to a `MemoryStore`).
+struct RecordingStore {
+    inner: mqtt_sync::persistence::MemoryStore,
+    log: std::sync::Arc<std::sync::Mutex<FlushLog>>,
+    /// The next this many flushes fail (a disk that cannot sync).
+    fail_flushes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl mqtt_sync::persistence::Persistence for RecordingStore {
+    fn put(&mut self, key: mqtt_sync::persistence::Key, value: &[u8]) -> std::io::Result<()> {
+        self.log.lock().unwrap().ops.push(key);
+        self.inner.put(key, value)
+    }
+    fn remove(&mut self, key: mqtt_sync::persistence::Key) -> std::io::Result<()> {
+        self.log.lock().unwrap().ops.push(key);
+        self.inner.remove(key)
+    }
+    fn load(&mut self) -> std::io::Result<Vec<(mqtt_sync::persistence::Key, Vec<u8>)>> {
+        self.inner.load()
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self
+            .fail_flushes
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(std::io::Error::other("injected: the disk cannot sync"));
+        }
+        let mut l = self.log.lock().unwrap();
+        l.flushed = l.ops.len();
+        l.flushes += 1;
+        Ok(())
+    }
+}
+
+/// Group commit (`SyncPolicy::BeforeSend`) rests on `Persistence::flush` being called before
+/// the bytes that depend on a record reach the socket. A scripted broker checks, as each
+/// packet arrives, that the record behind it was flushed: a stored message before its
+/// PUBLISH (QoS 1 and 2, single and in a burst), the PUBREC stage before PUBREL, an incoming
+/// QoS 2 message before PUBREC and its last record before PUBCOMP.
+#[test]
+fn records_are_flushed_before_the_packets_that_depend_on_them() {
+    use mqtt_sync::persistence::Key;
+    use support::scripted_client::{self as sc, s, Ev};
+    let log = std::sync::Arc::new(std::sync::Mutex::new(FlushLog::default()));
+    let broker = sc::ScriptedBroker::bind();
+    let c = sc::v311("persist-flush");
+    c.persistence_set(RecordingStore {
+        inner: Default::default(),
+        log: log.clone(),
+        fail_flushes: Default::default(),
+    })
+    .unwrap();
+    let ev = sc::hook(&c);
+    let mut conn = sc::start(&broker, &c, &ev, 60);
+    let durable = |key| log.lock().unwrap().durable(key);
+
+    // QoS 1 and QoS 2, one at a time.
+    let info = c.publish("f/1", "a", QoS::AtLeastOnce, false).unwrap();
+    let mid = info.mid();
+    conn.expect_packet(&s::publish("f/1", b"a", 1, mid, false, false), T);
+    assert!(
+        durable(Key::Outgoing(mid)),
+        "QoS 1 PUBLISH sent before its record was flushed"
+    );
+    conn.send(&s::puback(mid));
+    info.wait_for_publish(Some(T)).unwrap();
+
+    let info = c.publish("f/2", "b", QoS::ExactlyOnce, false).unwrap();
+    let mid = info.mid();
+    conn.expect_packet(&s::publish("f/2", b"b", 2, mid, false, false), T);
+    assert!(
+        durable(Key::Outgoing(mid)),
+        "QoS 2 PUBLISH sent before its record was flushed"
+    );
+    conn.send(&s::pubrec(mid));
+    conn.expect_packet(&s::pubrel(mid), T);
+    assert!(
+        durable(Key::Outgoing(mid)),
+        "PUBREL sent before the PUBREC stage was flushed"
+    );
+    conn.send(&s::pubcomp(mid));
+    info.wait_for_publish(Some(T)).unwrap();
+
+    // A burst from another thread while the loop writes: every PUBLISH that arrives has its
+    // record flushed, whichever write carried it.
+    let burst = {
+        let c = c.clone();
+        std::thread::spawn(move || {
+            (0..200)
+                .map(|i| {
+                    c.publish("f/burst", format!("{i}"), QoS::AtLeastOnce, false)
+                        .unwrap()
+                        .mid()
+                })
+                .collect::<Vec<u16>>()
+        })
+    };
+    for _ in 0..200 {
+        let p = conn.read_packet(T);
+        let mid = s::packet_id(&p).expect("a PUBLISH with an id");
+        assert!(
+            durable(Key::Outgoing(mid)),
+            "burst PUBLISH {mid} before its flush"
+        );
+        conn.send(&s::puback(mid));
+    }
+    assert_eq!(burst.join().unwrap().len(), 200);
+
+    // Incoming QoS 2.
+    conn.send(&s::publish("in/2", b"x", 2, 7, false, false));
+    conn.expect_packet(&s::pubrec(7), T);
+    assert!(
+        durable(Key::Incoming(7)),
+        "PUBREC sent before the message's record was flushed"
+    );
+    conn.send(&s::pubrel(7));
+    conn.expect_packet(&s::pubcomp(7), T);
+    assert!(
+        durable(Key::Incoming(7)),
+        "PUBCOMP sent before the last record was flushed"
+    );
+    ev.wait_for(T, |e| matches!(e, Ev::Message { mid: 7, .. }));
+
+    let flushes = log.lock().unwrap().flushes;
+    assert!(flushes > 0);
+    c.disconnect().unwrap();
+}
+
+/// A store that cannot flush: nothing that depends on it is sent; the connection closes with
+/// the error in `on_disconnect`, the message stays queued, and once the store flushes again
+/// it goes out on the next connection.
+#[test]
+fn a_failing_flush_sends_nothing_and_the_message_goes_after_the_reconnect() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use support::scripted_client::{self as sc, s, Ev};
+    let fail = std::sync::Arc::new(AtomicUsize::new(0));
+    let broker = sc::ScriptedBroker::bind();
+    let c = sc::v311("persist-flush-fail");
+    sc::fast_reconnect(&c);
+    c.persistence_set(RecordingStore {
+        inner: Default::default(),
+        log: Default::default(),
+        fail_flushes: fail.clone(),
+    })
+    .unwrap();
+    let ev = sc::hook(&c);
+    let mut conn = sc::start(&broker, &c, &ev, 60);
+    fail.store(1, SeqCst);
+    let info = c.publish("f/fail", "m", QoS::AtLeastOnce, false).unwrap();
+    // The PUBLISH is not written: the broker sees the connection end instead.
+    conn.expect_closed(T);
+    let e = ev.wait_for(T, |e| matches!(e, Ev::Disconnect { .. }));
+    assert!(matches!(e, Ev::Disconnect { .. }), "{e:?}");
+    assert_eq!(fail.load(SeqCst), 0, "the failing flush was not called");
+    assert!(!info.is_published());
+    let (mut conn, _) = sc::accept_connack(&broker, &ev, &sc::ok_connack(&c));
+    let p = conn.read_packet(T);
+    assert_eq!(
+        s::parse_client_packet_type(&p),
+        3,
+        "expected the PUBLISH again"
+    );
+    assert_eq!(s::packet_id(&p), Some(info.mid()));
+    conn.send(&s::puback(info.mid()));
+    info.wait_for_publish(Some(T)).unwrap();
+    c.disconnect().unwrap();
 }

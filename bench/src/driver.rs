@@ -443,6 +443,10 @@ fn workloads(s: &Sizes, all: &[&'static str]) -> Vec<Work> {
             "file-always",
             "FileStore, SyncPolicy::Always (fdatasync per record)",
         ),
+        (
+            "file-beforesend",
+            "FileStore, SyncPolicy::BeforeSend (fdatasync per socket write)",
+        ),
     ] {
         w.push(Work {
             key: format!("store-{store}-pub-mosq-q1-w100"),

@@ -55,6 +55,7 @@ fn set_store(c: &Client, a: &Args, id: &str) -> Result<(), String> {
         "file-never" => SyncPolicy::Never,
         "file-every64" => SyncPolicy::EveryN(64),
         "file-always" => SyncPolicy::Always,
+        "file-beforesend" => SyncPolicy::BeforeSend,
         other => return Err(format!("unknown store {other}")),
     };
     let path = store_path(id);

@@ -515,7 +515,10 @@ impl Client {
     /// be written closes the connection (`on_disconnect` with `UNSPECIFIED_ERROR`, the error
     /// logged) without acknowledging, so the broker sends it again after the reconnect; a
     /// record that cannot be removed is logged as an error (the message may be sent once more
-    /// after a restart).
+    /// after a restart); a store whose [`flush`](crate::persistence::Persistence::flush)
+    /// fails (a [`SyncPolicy::BeforeSend`](crate::persistence::SyncPolicy::BeforeSend) file
+    /// that cannot sync) closes the connection before anything is written, and what was
+    /// queued goes on the next connection.
     ///
     /// ```no_run
     /// use mqtt_sync::{Client, QoS};

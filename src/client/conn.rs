@@ -111,6 +111,10 @@ impl Inner {
         let Some(conn) = link.conn_mut() else {
             return Ok(());
         };
+        if !session.pending_out().is_empty() {
+            // Group commit (`SyncPolicy::BeforeSend`): the records behind these bytes first.
+            session.flush_store()?;
+        }
         loop {
             let pending = session.pending_out();
             if pending.is_empty() {

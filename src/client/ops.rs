@@ -99,6 +99,12 @@ impl Client {
             if !loop_writes || (st.session.pending_bytes() >= BATCH_BYTES && !st.flow.write_blocked)
             {
                 self.inner.flush_or_close(&mut st);
+                if st.session.persisting() {
+                    // The write may have waited for the disk (`SyncPolicy::BeforeSend`): the
+                    // gap to the next publish counts from here, or a stream whose every
+                    // publish syncs would never look like a burst and never share a sync.
+                    st.flow.last_publish = crate::time::now();
+                }
             } else if !st.flow.flush_scheduled {
                 // Once per burst: the loop thread writes the tail when the burst ends.
                 st.flow.flush_scheduled = true;

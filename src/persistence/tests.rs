@@ -56,6 +56,7 @@ fn every_sync_policy_round_trips() {
         SyncPolicy::EveryN(10),
         SyncPolicy::Interval(Duration::from_millis(5)),
         SyncPolicy::Never,
+        SyncPolicy::BeforeSend,
     ] {
         let d = dir();
         let p = d.path().join("s");
@@ -194,4 +195,34 @@ fn memory_store_is_shared_by_its_clones() {
     b.remove(Key::Incoming(3)).unwrap();
     assert_eq!(a.len(), 1);
     assert!(!a.is_empty());
+}
+
+/// `BeforeSend` syncs at `flush` only, once for every record since the last one; `Always`
+/// syncs per record and its `flush` adds nothing.
+#[test]
+fn before_send_syncs_once_per_flush() {
+    let d = dir();
+    let mut s = FileStore::open_with(d.path().join("s"), SyncPolicy::BeforeSend).unwrap();
+    let base = s.syncs();
+    for i in 1..=50u16 {
+        s.put(Key::Outgoing(i), b"v").unwrap();
+    }
+    s.remove(Key::Outgoing(7)).unwrap();
+    assert_eq!(s.syncs(), base, "no sync before the flush");
+    s.flush().unwrap();
+    assert_eq!(s.syncs(), base + 1);
+    s.flush().unwrap();
+    assert_eq!(s.syncs(), base + 1, "nothing written since: no sync");
+    s.put(Key::Incoming(1), b"w").unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.syncs(), base + 2);
+
+    let mut a = FileStore::open_with(d.path().join("a"), SyncPolicy::Always).unwrap();
+    let base = a.syncs();
+    for i in 1..=5u16 {
+        a.put(Key::Outgoing(i), b"v").unwrap();
+    }
+    assert_eq!(a.syncs(), base + 5);
+    a.flush().unwrap();
+    assert_eq!(a.syncs(), base + 5);
 }

@@ -168,7 +168,7 @@ impl Session {
     }
 
     /// A store is attached.
-    pub(super) fn persisting(&self) -> bool {
+    pub(crate) fn persisting(&self) -> bool {
         self.persist.is_some()
     }
 
@@ -253,6 +253,20 @@ impl Session {
         if let Err(e) = store.remove(key) {
             let msg = store_err("remove", key, &e);
             self.log(LogLevel::Error, || format!("Persistence: {msg}"));
+        }
+    }
+
+    /// Before bytes go to the socket: lets the store make the records written since the
+    /// last write durable ([`Persistence::flush`]).
+    pub(crate) fn flush_store(&mut self) -> Result<()> {
+        match self.persist.as_mut() {
+            Some(store) => store.flush().map_err(|e| {
+                Error::Persistence(crate::error::Detail::caused(
+                    format!("cannot flush the store before a write: {e}"),
+                    e,
+                ))
+            }),
+            None => Ok(()),
         }
     }
 
