@@ -79,11 +79,15 @@ pub trait Persistence: Send {
     fn remove(&mut self, key: Key) -> io::Result<()>;
     /// Every record stored, in any order.
     fn load(&mut self) -> io::Result<Vec<(Key, Vec<u8>)>>;
-    /// Called before the client writes to the socket while records were written since the
-    /// last write: a store that defers its disk flushes ([`SyncPolicy::BeforeSend`]) makes
-    /// them durable here, so that the broker never learns of a state the store could lose.
-    /// An error closes the connection (nothing is written; the state in memory is kept and
-    /// sent again after the reconnect). The default does nothing.
+    /// Called before every socket write that has bytes to send (a PINGREQ included, so keep
+    /// it cheap when nothing is pending): a store that defers its disk flushes
+    /// ([`SyncPolicy::BeforeSend`]) makes the records written since its last flush durable
+    /// here, so that the broker never learns of a state the store could lose. An error
+    /// closes the connection before anything is written, as a lost connection would (the
+    /// error reaches `on_disconnect`, or `on_connect_fail` when it was the CONNECT): the
+    /// stored QoS 1/2 state stays queued and is sent after the reconnect, while pending QoS 0
+    /// messages and unanswered SUBSCRIBE/UNSUBSCRIBE requests end as with any lost
+    /// connection. The default does nothing.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -171,8 +175,11 @@ pub enum SyncPolicy {
     /// before its PUBREL, an incoming QoS 2 message before its PUBREC, its removal before its
     /// PUBCOMP. A burst of publishes written by the loop thread in one batch shares one sync.
     /// After a power loss, a message whose `publish` returned `Ok` but that was not yet sent
-    /// may be missing (the broker never had it either), and a QoS 1 message acknowledged
-    /// since the last write may be sent once more (QoS 1 allows it).
+    /// may be missing (the broker never had it either), a QoS 1 message acknowledged since
+    /// the last write may be sent once more (QoS 1 allows it), and an incoming QoS 2 message
+    /// delivered to `on_message` since the last write may be delivered once more at the
+    /// broker's PUBREL (under [`SyncPolicy::Always`] only a crash between the callback and
+    /// its record can do that).
     BeforeSend,
 }
 
@@ -206,6 +213,12 @@ const MIN_COMPACT: u64 = 64 * 1024;
 ///   atomically (`rename`), so its size stays within a bound of what is stored.
 /// - After a failed write the store cuts the file back to its last whole record; if even
 ///   that fails it refuses every later write (the file on disk stays consistent).
+/// - A failed sync (`fdatasync`, or the directory's after a compaction) breaks the store:
+///   the kernel may have dropped what it could not write, and reports that once, so the
+///   store refuses every later write, flush and sync rather than trust a later sync that
+///   succeeds. Reopen the file to go on from what it holds.
+/// - Records found at open are synced once (unless [`SyncPolicy::Never`]): what a killed
+///   process left in the kernel's cache is on the disk before this one sends it again.
 ///
 /// One store file serves one client id, and one process at a time.
 #[derive(Debug)]
@@ -328,8 +341,13 @@ impl FileStore {
             pos += end;
         }
         store.len = pos as u64;
-        if pos < data.len() {
+        let torn = pos < data.len();
+        if torn {
             store.truncate(store.len)?;
+        }
+        // Records a killed process left in the kernel's cache go to the disk before this
+        // process can send them again (under `Never` only a cut-off tail is synced).
+        if torn || (!store.live.is_empty() && policy != SyncPolicy::Never) {
             store.sync_now()?;
         }
         Ok(store)
@@ -371,12 +389,39 @@ impl FileStore {
     }
 
     /// Forces the records written so far onto the disk (`fdatasync`), whatever the policy.
+    ///
+    /// A failed sync breaks the store: the kernel may have dropped the pages it could not
+    /// write and reports such an error once, so a later sync that succeeds would prove
+    /// nothing. Every later write, flush and sync fails; reopening the file goes on from
+    /// what it holds.
     pub fn sync(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
+        self.check_usable()?;
+        if let Err(e) = sync_file(&self.file, false) {
+            return Err(self.break_on(e, "fdatasync failed"));
+        }
         self.syncs += 1;
         self.unsynced = 0;
         self.last_sync = Instant::now();
         Ok(())
+    }
+
+    /// `Err` once the store refuses writes.
+    fn check_usable(&self) -> io::Result<()> {
+        match &self.broken {
+            Some(why) => Err(io::Error::other(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the store broken after the failed sync `e`; returns the error to report.
+    fn break_on(&mut self, e: io::Error, what: &str) -> io::Error {
+        let why = format!(
+            "{}: {what} ({e}): records written since the last sync may not be on the disk; \
+             the store refuses further writes (reopen it to go on from what the file holds)",
+            self.path.display()
+        );
+        self.broken = Some(why.clone());
+        io::Error::new(e.kind(), why)
     }
 
     fn sync_now(&mut self) -> Result<()> {
@@ -408,9 +453,7 @@ impl FileStore {
     }
 
     fn append(&mut self, op: u8, key: Key, value: &[u8]) -> io::Result<()> {
-        if let Some(why) = &self.broken {
-            return Err(io::Error::other(why.clone()));
-        }
+        self.check_usable()?;
         let (kind, mid) = match key {
             Key::Outgoing(m) => (KIND_OUT, m),
             Key::Incoming(m) => (KIND_IN, m),
@@ -466,9 +509,7 @@ impl FileStore {
 
     /// Rewrites the log with its live records only (to `<path>.tmp`, then `rename`).
     pub fn compact(&mut self) -> io::Result<()> {
-        if let Some(why) = &self.broken {
-            return Err(io::Error::other(why.clone()));
-        }
+        self.check_usable()?;
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".tmp");
         let tmp_path = PathBuf::from(tmp_name);
@@ -500,7 +541,9 @@ impl FileStore {
         }
         tmp.write_all_at(&out, written)?;
         if self.policy != SyncPolicy::Never {
-            tmp.sync_data()?;
+            // A failure here leaves the old log the store, unchanged.
+            sync_file(&tmp, false)?;
+            self.syncs += 1;
         }
         std::fs::rename(&tmp_path, &self.path)?;
         // From here on the new file is the store, whatever happens next.
@@ -508,26 +551,44 @@ impl FileStore {
         self.live = live;
         self.len = pos;
         self.live_bytes = pos;
-        self.unsynced = 0;
         self.compactions += 1;
         if self.policy != SyncPolicy::Never {
-            // Make the rename itself durable.
+            // Make the rename itself durable; until then the old log, whose tail may not be
+            // synced, is what a power loss would leave.
             if let Some(dir) = self.path.parent() {
                 let dir = if dir.as_os_str().is_empty() {
                     Path::new(".")
                 } else {
                     dir
                 };
-                File::open(dir)?.sync_all()?;
+                if let Err(e) = File::open(dir).and_then(|d| sync_file(&d, true)) {
+                    return Err(self.break_on(e, "syncing the directory after a compaction failed"));
+                }
+                self.syncs += 1;
             }
         }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
         Ok(())
+    }
+}
+
+/// `fdatasync` (or `fsync` with `all`), or the failure a unit test injected.
+fn sync_file(file: &File, all: bool) -> io::Result<()> {
+    #[cfg(test)]
+    if tests::take_sync_fault() {
+        return Err(io::Error::other("injected sync failure"));
+    }
+    if all {
+        file.sync_all()
+    } else {
+        file.sync_data()
     }
 }
 
 impl Drop for FileStore {
     fn drop(&mut self) {
-        if self.unsynced > 0 {
+        if self.unsynced > 0 && self.broken.is_none() {
             let _ = self.file.sync_data();
         }
     }
@@ -563,6 +624,7 @@ impl Persistence for FileStore {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.check_usable()?;
         if self.policy == SyncPolicy::BeforeSend && self.unsynced > 0 {
             self.sync()?;
         }

@@ -600,3 +600,42 @@ fn a_failing_flush_sends_nothing_and_the_message_goes_after_the_reconnect() {
     info.wait_for_publish(Some(T)).unwrap();
     c.disconnect().unwrap();
 }
+
+/// A store that cannot flush while the loop connects: each attempt writes nothing and is
+/// reported once, by one `on_connect_fail` carrying the persistence error (not a second one
+/// saying the connection was lost), and the attempt after the store recovers connects.
+#[test]
+fn a_store_failing_at_connect_reports_each_attempt_once() {
+    use std::sync::atomic::AtomicUsize;
+    use support::scripted_client::{self as sc, Ev};
+    let broker = sc::ScriptedBroker::bind();
+    let c = sc::v311("persist-connect-fail");
+    sc::fast_reconnect(&c);
+    c.persistence_set(RecordingStore {
+        inner: Default::default(),
+        log: Default::default(),
+        fail_flushes: std::sync::Arc::new(AtomicUsize::new(2)),
+    })
+    .unwrap();
+    let ev = sc::hook(&c);
+    c.connect_async(sc::HOST, broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    for _ in 0..2 {
+        broker.accept(T).expect_closed(T);
+    }
+    let mut conn = broker.accept(T);
+    assert_eq!(conn.read_packet(T)[0], 0x10, "expected CONNECT");
+    // Each failed attempt was dispatched before the loop tried again.
+    let seen = ev.drain();
+    assert_eq!(seen.len(), 2, "one event per failed attempt: {seen:?}");
+    for e in &seen {
+        assert!(
+            matches!(e, Ev::ConnectFail(s) if s.contains("Persistence")),
+            "{e:?}"
+        );
+    }
+    conn.send(&sc::ok_connack(&c));
+    sc::wait_connect(&ev);
+    c.disconnect().unwrap();
+    c.loop_stop().unwrap();
+}

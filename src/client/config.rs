@@ -517,8 +517,9 @@ impl Client {
     /// record that cannot be removed is logged as an error (the message may be sent once more
     /// after a restart); a store whose [`flush`](crate::persistence::Persistence::flush)
     /// fails (a [`SyncPolicy::BeforeSend`](crate::persistence::SyncPolicy::BeforeSend) file
-    /// that cannot sync) closes the connection before anything is written, and what was
-    /// queued goes on the next connection.
+    /// that cannot sync) closes the connection before anything is written (`on_disconnect`,
+    /// or `on_connect_fail` for the CONNECT), and the stored messages go on the next
+    /// connection; a `FileStore` whose sync failed refuses everything after it.
     ///
     /// ```no_run
     /// use mqtt_sync::{Client, QoS};

@@ -2,6 +2,26 @@ use std::collections::BTreeMap;
 
 use super::*;
 
+thread_local! {
+    /// `Some(n)`: the sync after the next `n` ones fails (then `None` again).
+    static SYNC_FAULT: std::cell::Cell<Option<u32>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether this sync is the one to fail (see [`fail_sync_after`]).
+pub(super) fn take_sync_fault() -> bool {
+    SYNC_FAULT.with(|f| match f.get() {
+        Some(0) => {
+            f.set(None);
+            true
+        }
+        Some(n) => {
+            f.set(Some(n - 1));
+            false
+        }
+        None => false,
+    })
+}
+
 fn dir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("mqtt-sync-store-")
@@ -225,4 +245,92 @@ fn before_send_syncs_once_per_flush() {
     assert_eq!(a.syncs(), base + 5);
     a.flush().unwrap();
     assert_eq!(a.syncs(), base + 5);
+}
+
+/// Makes the sync after the next `pass` ones fail (this thread only).
+fn fail_sync_after(pass: u32) {
+    SYNC_FAULT.with(|f| f.set(Some(pass)));
+}
+
+/// A failed `fdatasync` may have dropped the dirty pages, and Linux reports a writeback error
+/// once: a retry that succeeds proves nothing. The store refuses every later flush and write;
+/// reopening it goes on from what the file holds.
+#[test]
+fn a_failed_sync_breaks_the_store() {
+    let d = dir();
+    let path = d.path().join("s");
+    let mut s = FileStore::open_with(&path, SyncPolicy::BeforeSend).unwrap();
+    s.put(Key::Outgoing(1), b"one").unwrap();
+    fail_sync_after(0);
+    assert!(s.flush().is_err());
+    let again = s
+        .flush()
+        .expect_err("a flush after a failed sync must not succeed");
+    assert!(again.to_string().contains("fdatasync failed"), "{again}");
+    assert!(s.put(Key::Outgoing(2), b"two").is_err());
+    assert!(s.sync().is_err());
+    drop(s);
+    let mut s = FileStore::open_with(&path, SyncPolicy::BeforeSend).unwrap();
+    assert_eq!(loaded(&mut s).len(), 1);
+    s.put(Key::Outgoing(2), b"two").unwrap();
+    s.flush().unwrap();
+
+    // Under `Always` the failing sync is the put's own.
+    let mut a = FileStore::open_with(d.path().join("a"), SyncPolicy::Always).unwrap();
+    fail_sync_after(0);
+    assert!(a.put(Key::Outgoing(1), b"one").is_err());
+    assert!(a.put(Key::Outgoing(2), b"two").is_err());
+}
+
+/// Records a killed process left in the kernel's cache are synced when the next one opens
+/// the store, before it can send them (the resent PUBLISH must rest on the disk too).
+#[test]
+fn records_found_at_open_are_synced() {
+    for policy in [
+        SyncPolicy::BeforeSend,
+        SyncPolicy::Always,
+        SyncPolicy::EveryN(8),
+    ] {
+        let d = dir();
+        let path = d.path().join("s");
+        let mut s = FileStore::open_with(&path, SyncPolicy::Never).unwrap();
+        s.put(Key::Outgoing(1), b"one").unwrap();
+        // A killed process: no sync at drop.
+        std::mem::forget(s);
+        let mut s = FileStore::open_with(&path, policy).unwrap();
+        assert_eq!(
+            s.syncs(),
+            1,
+            "{policy:?}: the inherited record was not synced"
+        );
+        assert_eq!(loaded(&mut s).len(), 1);
+        s.flush().unwrap();
+    }
+    // An empty store costs nothing at open, and `Never` never syncs.
+    let d = dir();
+    let s = FileStore::open_with(d.path().join("e"), SyncPolicy::BeforeSend).unwrap();
+    drop(s);
+    let s = FileStore::open_with(d.path().join("e"), SyncPolicy::BeforeSend).unwrap();
+    assert_eq!(s.syncs(), 0);
+}
+
+/// A compaction whose last sync (the directory's, which makes the rename durable) fails
+/// leaves no record that the store believes synced: the store is broken like after any
+/// failed sync, so the next flush fails rather than letting the packets go out.
+#[test]
+fn a_compaction_whose_directory_sync_fails_breaks_the_store() {
+    let d = dir();
+    let mut s = FileStore::open_with(d.path().join("s"), SyncPolicy::BeforeSend).unwrap();
+    for i in 1..=10u16 {
+        s.put(Key::Outgoing(i), b"v").unwrap();
+        s.remove(Key::Outgoing(i)).unwrap();
+    }
+    s.put(Key::Outgoing(11), b"live").unwrap();
+    // The temporary file's sync passes, the directory's fails.
+    fail_sync_after(1);
+    assert!(s.compact().is_err());
+    assert!(
+        s.flush().is_err(),
+        "the flush trusted a compaction whose rename may not be on the disk"
+    );
 }
