@@ -83,11 +83,12 @@ pub trait Persistence: Send {
     /// it cheap when nothing is pending): a store that defers its disk flushes
     /// ([`SyncPolicy::BeforeSend`]) makes the records written since its last flush durable
     /// here, so that the broker never learns of a state the store could lose. An error
-    /// closes the connection before anything is written, as a lost connection would (the
-    /// error reaches `on_disconnect`, or `on_connect_fail` when it was the CONNECT): the
-    /// stored QoS 1/2 state stays queued and is sent after the reconnect, while pending QoS 0
-    /// messages and unanswered SUBSCRIBE/UNSUBSCRIBE requests end as with any lost
-    /// connection. The default does nothing.
+    /// closes the connection before anything is written, as a lost connection would
+    /// (`on_disconnect` with `UNSPECIFIED_ERROR`, the error logged; when the write was the
+    /// CONNECT the attempt fails: `on_connect_fail` with the error from a loop, `Err` from
+    /// `connect`): the stored QoS 1/2 state stays queued and is sent after the reconnect,
+    /// while pending QoS 0 messages and unanswered SUBSCRIBE/UNSUBSCRIBE requests end as
+    /// with any lost connection. The default does nothing.
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -216,7 +217,10 @@ const MIN_COMPACT: u64 = 64 * 1024;
 /// - A failed sync (`fdatasync`, or the directory's after a compaction) breaks the store:
 ///   the kernel may have dropped what it could not write, and reports that once, so the
 ///   store refuses every later write, flush and sync rather than trust a later sync that
-///   succeeds. Reopen the file to go on from what it holds.
+///   succeeds. Whatever the policy, a client with a broken store then writes nothing (each
+///   connect attempt fails with [`Error::Persistence`]) until it is replaced: drop the
+///   client, open the file again and give it to a new client, which loads what the file
+///   holds (`persistence_set` refuses a store while messages are queued).
 /// - Records found at open are synced once (unless [`SyncPolicy::Never`]): what a killed
 ///   process left in the kernel's cache is on the disk before this one sends it again.
 ///
@@ -234,7 +238,8 @@ pub struct FileStore {
     len: u64,
     unsynced: u32,
     last_sync: Instant,
-    /// Why the store refuses writes (a write failed and the file could not be cut back).
+    /// Why the store refuses writes, flushes and syncs (a sync failed, or a write failed and
+    /// the file could not be cut back).
     broken: Option<String>,
     compactions: u64,
     syncs: u64,
@@ -383,7 +388,8 @@ impl FileStore {
         self.compactions
     }
 
-    /// How many times this store synced its log (`fdatasync`) since it was opened.
+    /// How many syncs this store made since it was opened: of its log (`fdatasync`), and of
+    /// the new file and its directory at each compaction.
     pub fn syncs(&self) -> u64 {
         self.syncs
     }
@@ -425,9 +431,9 @@ impl FileStore {
     }
 
     fn sync_now(&mut self) -> Result<()> {
-        let path = self.path.clone();
+        // A failed sync's error already names the file and what failed.
         self.sync()
-            .map_err(|e| io_err(&path, "fdatasync failed", &e))
+            .map_err(|e| Error::Persistence(crate::error::Detail::caused(e.to_string(), e)))
     }
 
     fn write_at(&mut self, buf: &[u8], at: u64) -> Result<()> {

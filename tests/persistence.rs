@@ -603,10 +603,12 @@ fn a_failing_flush_sends_nothing_and_the_message_goes_after_the_reconnect() {
 
 /// A store that cannot flush while the loop connects: each attempt writes nothing and is
 /// reported once, by one `on_connect_fail` carrying the persistence error (not a second one
-/// saying the connection was lost), and the attempt after the store recovers connects.
+/// saying the connection was lost), its socket is reported opened and closed, and the
+/// attempt after the store recovers connects.
 #[test]
 fn a_store_failing_at_connect_reports_each_attempt_once() {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
     use support::scripted_client::{self as sc, Ev};
     let broker = sc::ScriptedBroker::bind();
     let c = sc::v311("persist-connect-fail");
@@ -618,6 +620,15 @@ fn a_store_failing_at_connect_reports_each_attempt_once() {
     })
     .unwrap();
     let ev = sc::hook(&c);
+    let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let o = opened.clone();
+    c.on_socket_open(move |_, _| {
+        o.fetch_add(1, SeqCst);
+    });
+    let cl = closed.clone();
+    c.on_socket_close(move |_, _| {
+        cl.fetch_add(1, SeqCst);
+    });
     c.connect_async(sc::HOST, broker.port(), 60).unwrap();
     c.loop_start().unwrap();
     for _ in 0..2 {
@@ -636,6 +647,8 @@ fn a_store_failing_at_connect_reports_each_attempt_once() {
     }
     conn.send(&sc::ok_connack(&c));
     sc::wait_connect(&ev);
+    // Every socket opened for a failed attempt was reported closed too.
+    assert_eq!((opened.load(SeqCst), closed.load(SeqCst)), (3, 2));
     c.disconnect().unwrap();
     c.loop_stop().unwrap();
 }

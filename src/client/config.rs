@@ -517,9 +517,11 @@ impl Client {
     /// record that cannot be removed is logged as an error (the message may be sent once more
     /// after a restart); a store whose [`flush`](crate::persistence::Persistence::flush)
     /// fails (a [`SyncPolicy::BeforeSend`](crate::persistence::SyncPolicy::BeforeSend) file
-    /// that cannot sync) closes the connection before anything is written (`on_disconnect`,
-    /// or `on_connect_fail` for the CONNECT), and the stored messages go on the next
-    /// connection; a `FileStore` whose sync failed refuses everything after it.
+    /// that cannot sync) closes the connection before anything is written (`on_disconnect`
+    /// with `UNSPECIFIED_ERROR`; for the CONNECT the attempt fails: `on_connect_fail` from a
+    /// loop, `Err` from `connect`), and the stored messages go on the next connection; a
+    /// `FileStore` whose sync failed refuses everything after it, so the client writes
+    /// nothing until a new client is given the file opened again.
     ///
     /// ```no_run
     /// use mqtt_sync::{Client, QoS};

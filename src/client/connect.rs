@@ -356,12 +356,12 @@ impl Client {
             self.inner.close_conn(st, Ended::Quiet);
             return Err(e);
         }
+        st.session.push_event(Event::Socket(SocketEvent::Open, fd));
         if let Err(e) = self.inner.flush(st) {
-            // Like every failed attempt: no callback here, the caller reports `e` (once).
-            self.inner.close_conn(st, Ended::Quiet);
+            // Like every failed attempt, the caller reports `e` (once).
+            self.inner.close_conn(st, Ended::AttemptFailed);
             return Err(e);
         }
-        st.session.push_event(Event::Socket(SocketEvent::Open, fd));
         self.inner.cond.notify_all();
         self.inner.wake();
         Ok(())

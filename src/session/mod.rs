@@ -169,6 +169,10 @@ pub(crate) enum Ended {
     User,
     /// Closed without any callback (`reconnect()`, `reinitialise`, the last handle dropped).
     Quiet,
+    /// A connect attempt whose CONNECT could not be written: its caller reports the error
+    /// (`on_connect_fail` from a loop, `Err` from `connect`), so the session reports
+    /// nothing; the socket callbacks (`on_socket_close`) run as for any closed socket.
+    AttemptFailed,
 }
 
 /// Settings of the session, derived from the client's options.
@@ -711,7 +715,7 @@ impl Session {
             props: Box::default(),
         };
         match why {
-            Ended::Quiet => (None, None),
+            Ended::Quiet | Ended::AttemptFailed => (None, None),
             Ended::User => (Some(disconnected(ReasonCode::SUCCESS)), None),
             Ended::Session(Close::Server(d)) => {
                 self.log(LogLevel::Notice, || {
