@@ -327,3 +327,39 @@ fn reconnect_from_on_disconnect_under_loop_once(proto: Protocol) {
     assert!(rc.is_failure());
 }
 per_protocol!(reconnect_from_on_disconnect_under_loop_once);
+
+/// `reconnect()` on an open connection closes the old socket as Paho's does (its
+/// `_reset_sockets`): `on_socket_close` for the old descriptor, then `on_socket_open` for
+/// the new one, and no `on_disconnect`, so an external loop never watches a closed socket.
+fn reconnect_reports_the_old_socket_closed(proto: Protocol) {
+    let broker = Mosquitto::start();
+    let t = tag(proto);
+    let c = client(proto, &format!("rsock-{t}"));
+    let p = Probe::attach(&c);
+    let socks: Events<(&'static str, std::os::fd::RawFd)> = Events::new();
+    let tx = socks.sender();
+    c.on_socket_open(move |_, fd| {
+        let _ = tx.send(("open", fd));
+    });
+    let tx = socks.sender();
+    c.on_socket_close(move |_, fd| {
+        let _ = tx.send(("close", fd));
+    });
+    c.connect(broker.host(), broker.port(), 60).unwrap();
+    c.loop_start().unwrap();
+    p.connected();
+    let old = c.socket().expect("connected");
+    assert_eq!(socks.wait(T), ("open", old));
+    c.reconnect().unwrap();
+    p.connected();
+    let new = c.socket().expect("connected again");
+    // (The descriptor number may be the same: the old one is closed once its callback ran.)
+    assert_eq!(socks.wait(T), ("close", old));
+    assert_eq!(socks.wait(T), ("open", new));
+    assert!(
+        p.disc.try_recv().is_none(),
+        "reconnect() calls no on_disconnect"
+    );
+    finish(&c);
+}
+per_protocol!(reconnect_reports_the_old_socket_closed);

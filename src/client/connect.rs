@@ -206,8 +206,8 @@ impl Client {
         Ok(())
     }
 
-    /// Connects again with the stored parameters (closing the current connection, if any,
-    /// without callbacks).
+    /// Connects again with the stored parameters, closing the current connection, if any,
+    /// as Paho does: without `on_disconnect`, with `on_socket_close` for its socket.
     pub fn reconnect(&self) -> Result<()> {
         let r = self.open_connection(None);
         self.after_op();
@@ -231,7 +231,8 @@ impl Client {
             if st.link.is_opening() {
                 return Err(Error::state("a connection attempt is already in progress"));
             }
-            self.inner.close_conn(&mut st, Ended::Quiet);
+            // As Paho's reconnect: the old socket's callbacks run, no on_disconnect.
+            self.inner.close_conn(&mut st, Ended::SocketOnly);
             // One deadline for the whole attempt: DNS, TCP, proxy, TLS, WebSocket, CONNACK.
             let deadline = deadline
                 .unwrap_or_else(|| crate::time::after(crate::time::now(), st.opts.connect_timeout));
@@ -359,7 +360,7 @@ impl Client {
         st.session.push_event(Event::Socket(SocketEvent::Open, fd));
         if let Err(e) = self.inner.flush(st) {
             // Like every failed attempt, the caller reports `e` (once).
-            self.inner.close_conn(st, Ended::AttemptFailed);
+            self.inner.close_conn(st, Ended::SocketOnly);
             return Err(e);
         }
         self.inner.cond.notify_all();

@@ -167,12 +167,14 @@ pub(crate) enum Ended {
     Lost(Error),
     /// `disconnect()`: DISCONNECT was written, or the broker closed first after it.
     User,
-    /// Closed without any callback (`reconnect()`, `reinitialise`, the last handle dropped).
+    /// Closed without any callback (`reinitialise`, the last handle dropped, a failed
+    /// `start_connect`).
     Quiet,
-    /// A connect attempt whose CONNECT could not be written: its caller reports the error
-    /// (`on_connect_fail` from a loop, `Err` from `connect`), so the session reports
-    /// nothing; the socket callbacks (`on_socket_close`) run as for any closed socket.
-    AttemptFailed,
+    /// Closed with the socket callbacks only (`on_socket_unregister_write`,
+    /// `on_socket_close`), no session callback: `reconnect()` replacing the connection (as
+    /// Paho's `_reset_sockets`), or a connect attempt whose CONNECT could not be written,
+    /// whose caller reports the error (`on_connect_fail` from a loop, `Err` from `connect`).
+    SocketOnly,
 }
 
 /// Settings of the session, derived from the client's options.
@@ -715,7 +717,7 @@ impl Session {
             props: Box::default(),
         };
         match why {
-            Ended::Quiet | Ended::AttemptFailed => (None, None),
+            Ended::Quiet | Ended::SocketOnly => (None, None),
             Ended::User => (Some(disconnected(ReasonCode::SUCCESS)), None),
             Ended::Session(Close::Server(d)) => {
                 self.log(LogLevel::Notice, || {
