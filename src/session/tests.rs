@@ -2,7 +2,7 @@
 //! injected time, the broker's limits, the output buffer.
 
 use super::*;
-use crate::codec::{decode, Ack, ConnAck, Publish};
+use crate::codec::{decode, Ack, ConnAck, Connect, Publish};
 use crate::completion::Completion;
 use crate::types::SubscribeOptions;
 
