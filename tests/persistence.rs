@@ -432,11 +432,22 @@ impl FlushLog {
 }
 
 /// A store that records its calls (the records themselves go to a `MemoryStore`).
+#[derive(Default)]
 struct RecordingStore {
     inner: mqtt_sync::persistence::MemoryStore,
     log: std::sync::Arc<std::sync::Mutex<FlushLog>>,
     /// The next this many flushes fail (a disk that cannot sync).
     fail_flushes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl RecordingStore {
+    /// A store whose next `fail` flushes fail (the count can be raised while it is in use).
+    fn failing(fail: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        RecordingStore {
+            fail_flushes: fail,
+            ..Default::default()
+        }
+    }
 }
 
 impl mqtt_sync::persistence::Persistence for RecordingStore {
@@ -480,9 +491,8 @@ fn records_are_flushed_before_the_packets_that_depend_on_them() {
     let broker = sc::ScriptedBroker::bind();
     let c = sc::v311("persist-flush");
     c.persistence_set(RecordingStore {
-        inner: Default::default(),
         log: log.clone(),
-        fail_flushes: Default::default(),
+        ..Default::default()
     })
     .unwrap();
     let ev = sc::hook(&c);
@@ -572,12 +582,8 @@ fn a_failing_flush_sends_nothing_and_the_message_goes_after_the_reconnect() {
     let broker = sc::ScriptedBroker::bind();
     let c = sc::v311("persist-flush-fail");
     sc::fast_reconnect(&c);
-    c.persistence_set(RecordingStore {
-        inner: Default::default(),
-        log: Default::default(),
-        fail_flushes: fail.clone(),
-    })
-    .unwrap();
+    c.persistence_set(RecordingStore::failing(fail.clone()))
+        .unwrap();
     let ev = sc::hook(&c);
     let mut conn = sc::start(&broker, &c, &ev, 60);
     fail.store(1, SeqCst);
@@ -613,12 +619,8 @@ fn a_store_failing_at_connect_reports_each_attempt_once() {
     let broker = sc::ScriptedBroker::bind();
     let c = sc::v311("persist-connect-fail");
     sc::fast_reconnect(&c);
-    c.persistence_set(RecordingStore {
-        inner: Default::default(),
-        log: Default::default(),
-        fail_flushes: std::sync::Arc::new(AtomicUsize::new(2)),
-    })
-    .unwrap();
+    c.persistence_set(RecordingStore::failing(Arc::new(AtomicUsize::new(2))))
+        .unwrap();
     let ev = sc::hook(&c);
     let (opened, closed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let o = opened.clone();
